@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+/**
+ * @module main
+ * Command line: `llm-extproc [--config FILE]` runs the gateway (embedded defaults without a
+ * file: a pass-through on :50051, no Redis or Postgres needed); `--check-config FILE` validates
+ * a config and exits; `--version` prints the version. SIGTERM/SIGINT drain gracefully.
+ */
+import { parseArgs } from 'node:util';
+import { startGateway } from './app.js';
+import { ConfigError, loadConfigFile, parseConfig } from './config/load.js';
+import { builtinStages, stageCheck } from './stages/registry.js';
+import { createLogger, describeError } from './telemetry/logger.js';
+import { version } from './version.js';
+
+const USAGE = `usage: llm-extproc [--config FILE] | --check-config FILE | --version
+  --config FILE        gateway config (YAML); also GATEWAY_CONFIG. Without one: embedded defaults.
+  --check-config FILE  validate FILE (keys, cross-references, stages, \${ENV} references) and exit
+  --version            print the version and exit`;
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        config: { type: 'string' },
+        'check-config': { type: 'string' },
+        version: { type: 'boolean' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`${describeError(err)}\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (args.version) {
+    process.stdout.write(`llm-extproc ${version}\n`);
+    return 0;
+  }
+  const checks = [stageCheck(builtinStages)];
+  if (args['check-config'] !== undefined) {
+    try {
+      await loadConfigFile(args['check-config'], process.env, checks);
+      process.stdout.write(`${args['check-config']}: OK\n`);
+      return 0;
+    } catch (err) {
+      process.stderr.write(`${err instanceof ConfigError ? err.message : describeError(err)}\n`);
+      return 1;
+    }
+  }
+
+  const configPath = args.config ?? process.env['GATEWAY_CONFIG'];
+  let config;
+  try {
+    config = configPath ? await loadConfigFile(configPath, process.env, checks) : parseConfig({}, checks);
+  } catch (err) {
+    process.stderr.write(`${err instanceof ConfigError ? err.message : describeError(err)}\n`);
+    return 1;
+  }
+  const log = createLogger(config.logging.level);
+  const gateway = await startGateway({ config, ...(configPath ? { configPath } : {}) });
+  if (!configPath) log.info('no config file given; running on embedded defaults (pass-through)');
+
+  process.on('unhandledRejection', (reason) => log.error('unhandled rejection', { error: describeError(reason) }));
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info('draining', { signal, streams: gateway.server.activeStreams, grace_ms: gateway.config.server.shutdownGraceMs });
+      gateway.close().then(
+        () => {
+          log.info('stopped');
+          resolve(0);
+        },
+        (err: unknown) => {
+          log.error('shutdown failed', { error: describeError(err) });
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`fatal: ${describeError(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,127 @@
+/**
+ * @module pipeline/exchange
+ * Per-request state shared by the stages of one HTTP exchange (one ext_proc stream). The
+ * protocol adapter fills the Envoy-provided facts; stages keep their own results in typed
+ * slots, each written by one stage and read by later ones.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../telemetry/logger.js';
+import { GatewayError } from '../errors.js';
+import type { HeaderView } from './headers.js';
+
+/** A typed key for a slot of exchange state. */
+export interface Slot<T> {
+  readonly name: string;
+  /** Phantom field carrying the slot's type. */
+  readonly __type?: T;
+}
+
+/** Declares a slot; the name is for diagnostics. */
+export function slot<T>(name: string): Slot<T> {
+  return { name };
+}
+
+/** Body send modes Envoy is configured with (ProtocolConfiguration, first message only). */
+export interface EnvoyProtocol {
+  requestBodyMode: string;
+  responseBodyMode: string;
+  sendBodyWithoutWaitingForHeaderResponse: boolean;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
+
+/** State of one HTTP exchange. */
+export class Exchange {
+  /** Envoy's `x-request-id` (generated here if absent), carried on every log line. */
+  requestId: string = randomUUID();
+  private boundLog: Logger | undefined;
+  /** When the ext_proc stream opened (ms, performance clock). */
+  readonly startedAt = performance.now();
+  /** Envoy's body modes for this filter, as announced in the first message. */
+  protocol: EnvoyProtocol = { requestBodyMode: 'NONE', responseBodyMode: 'NONE', sendBodyWithoutWaitingForHeaderResponse: false };
+  /** True when Envoy runs this filter in observability mode (no answers expected). */
+  observability = false;
+  /** Envoy attributes (CEL expression → value), request and response side merged. */
+  attributes: Record<string, unknown> = {};
+  /** Envoy dynamic metadata forwarded to us (namespace → struct), latest message wins. */
+  metadata: Record<string, unknown> = {};
+
+  requestHeaders: HeaderView | undefined;
+  /** The complete request body, once received. */
+  requestBody: Buffer | undefined;
+  responseHeaders: HeaderView | undefined;
+  /** `:status` of the upstream (or local) response. */
+  responseStatus: number | undefined;
+  /** True once the response is known to be an SSE stream (`text/event-stream`). */
+  responseIsEventStream = false;
+  /** Set when the request could not be read and was passed through untouched (why, for logs). */
+  uninspectable: string | undefined;
+
+  private readonly slots = new Map<Slot<unknown>, unknown>();
+  private parsedJson: { value: unknown } | { error: GatewayError } | undefined;
+  private responseBodyWanted = false;
+
+  constructor(
+    private readonly baseLog: Logger,
+    private readonly maxInspectBytes: number,
+  ) {}
+
+  /** Logger bound to the request id (built on first use: most exchanges never log). */
+  get log(): Logger {
+    return (this.boundLog ??= this.baseLog.child({ request_id: this.requestId }));
+  }
+
+  get<T>(key: Slot<T>): T | undefined {
+    return this.slots.get(key) as T | undefined;
+  }
+
+  set<T>(key: Slot<T>, value: T): void {
+    this.slots.set(key, value);
+  }
+
+  /** Asks for this exchange's response body (stages with `responseBodyUse: 'on-demand'`). */
+  wantResponseBody(): void {
+    this.responseBodyWanted = true;
+  }
+
+  get responseBodyRequested(): boolean {
+    return this.responseBodyWanted;
+  }
+
+  /**
+   * The request body as JSON, parsed once however many stages ask. Throws a GatewayError
+   * (INVALID_REQUEST, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE) when the body cannot be read;
+   * the runner applies `pipeline.onInvalidRequest` to it.
+   */
+  requestJson(): unknown {
+    if (!this.parsedJson) this.parsedJson = this.parseRequestJson();
+    if ('error' in this.parsedJson) throw this.parsedJson.error;
+    return this.parsedJson.value;
+  }
+
+  private parseRequestJson(): { value: unknown } | { error: GatewayError } {
+    const body = this.requestBody;
+    if (!body || body.length === 0) return { error: new GatewayError('INVALID_REQUEST', 'request body is empty') };
+    const contentType = this.requestHeaders?.get('content-type');
+    if (contentType !== undefined && !JSON_TYPE.test(contentType)) {
+      return { error: new GatewayError('UNSUPPORTED_MEDIA_TYPE', 'request content-type must be application/json') };
+    }
+    // JSON.parse blocks the event loop for ~2 ms per MiB; larger bodies are refused for
+    // inspection rather than stalling every other stream (see README, "Limits").
+    if (body.length > this.maxInspectBytes) {
+      return { error: new GatewayError('PAYLOAD_TOO_LARGE', `request body exceeds ${this.maxInspectBytes} bytes inspected by the gateway`) };
+    }
+    let text: string;
+    try {
+      text = utf8.decode(body);
+    } catch {
+      return { error: new GatewayError('INVALID_REQUEST', 'request body is not valid UTF-8') };
+    }
+    try {
+      return { value: JSON.parse(text) as unknown };
+    } catch {
+      return { error: new GatewayError('INVALID_REQUEST', 'request body is not valid JSON') };
+    }
+  }
+}

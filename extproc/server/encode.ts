@@ -1,0 +1,76 @@
+/**
+ * @module server/encode
+ * Pipeline decisions → ProcessingResponse. Rules it follows (envoy-ext-proc-facts.md):
+ * header values only in `raw_value` (§1.3: with both set Envoy fails the request, with only
+ * `value` it sets an empty header); `mode_override` only on header responses (§2.3);
+ * `clear_route_cache` only together with a header mutation (§2.7); dynamic metadata as
+ * `Struct{namespace: Struct}` (§2.10).
+ */
+import type { PhaseOutput } from '../pipeline/output.js';
+import type { PbProcessingMode, PbProcessingResponse, RequestKind } from './protocol.js';
+import { jsonToStruct } from './struct.js';
+
+/** The response oneof member answering each request kind. */
+export const responseKindFor: Record<RequestKind, string> = {
+  request_headers: 'request_headers',
+  response_headers: 'response_headers',
+  request_body: 'request_body',
+  response_body: 'response_body',
+  request_trailers: 'request_trailers',
+  response_trailers: 'response_trailers',
+};
+
+function headerMutation(out: PhaseOutput): Record<string, unknown> | undefined {
+  if (out.setHeaders.size === 0 && out.removeHeaders.size === 0) return undefined;
+  const set_headers = [];
+  for (const [key, value] of out.setHeaders) set_headers.push({ header: { key, raw_value: Buffer.from(value) } });
+  return { set_headers, remove_headers: [...out.removeHeaders] };
+}
+
+function dynamicMetadata(out: PhaseOutput): Record<string, unknown> | undefined {
+  if (out.metadata.size === 0) return undefined;
+  const namespaces: Record<string, Record<string, never>> = {};
+  for (const [ns, values] of out.metadata) namespaces[ns] = values as Record<string, never>;
+  return jsonToStruct(namespaces) as Record<string, unknown>;
+}
+
+/**
+ * Encodes the answer to a message of `kind`. `modeOverride` is attached only to header
+ * answers; trailers answers carry only header mutations (TrailersResponse has no CommonResponse).
+ */
+export function encodeResponse(kind: RequestKind, out: PhaseOutput, modeOverride?: PbProcessingMode): PbProcessingResponse {
+  const metadata = dynamicMetadata(out);
+  if (out.reply) return encodeImmediate(out, metadata);
+  const mutation = headerMutation(out);
+  let inner: Record<string, unknown>;
+  if (kind === 'request_trailers' || kind === 'response_trailers') {
+    inner = mutation ? { header_mutation: mutation } : {};
+  } else {
+    const common: Record<string, unknown> = {};
+    if (mutation) common['header_mutation'] = mutation;
+    if (out.body !== undefined) common['body_mutation'] = out.body === null ? { clear_body: true } : { body: out.body };
+    // Envoy ignores clear_route_cache without a header mutation in the same response.
+    if (out.clearRouteCache && mutation) common['clear_route_cache'] = true;
+    inner = Object.keys(common).length > 0 ? { response: common } : {};
+  }
+  const response: Record<string, unknown> = { [responseKindFor[kind]]: inner };
+  if (metadata) response['dynamic_metadata'] = metadata;
+  if (modeOverride && (kind === 'request_headers' || kind === 'response_headers')) response['mode_override'] = modeOverride;
+  return response;
+}
+
+function encodeImmediate(out: PhaseOutput, metadata: Record<string, unknown> | undefined): PbProcessingResponse {
+  const reply = out.reply!;
+  const set_headers = Object.entries(reply.headers ?? {}).map(([key, value]) => ({
+    header: { key: key.toLowerCase(), raw_value: Buffer.from(value) },
+  }));
+  const immediate: Record<string, unknown> = {
+    status: { code: reply.status },
+    body: typeof reply.body === 'string' ? Buffer.from(reply.body) : (reply.body ?? Buffer.alloc(0)),
+  };
+  if (set_headers.length > 0) immediate['headers'] = { set_headers };
+  if (reply.details) immediate['details'] = reply.details;
+  const response: Record<string, unknown> = { immediate_response: immediate };
+  if (metadata) response['dynamic_metadata'] = metadata;
+  return response;
+}

@@ -1,0 +1,94 @@
+/**
+ * @module server/grpcServer
+ * The gRPC server: the ext_proc service, the health service, message size limits matched to
+ * Envoy's body buffer limits, keepalive, and graceful drain (health NOT_SERVING → refuse new
+ * streams → let streams in flight finish until a deadline → cancel the rest).
+ */
+import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import { PhaseOutput } from '../pipeline/output.js';
+import type { Logger } from '../telemetry/logger.js';
+import { encodeResponse, responseKindFor } from './encode.js';
+import { HealthService } from './health.js';
+import { ProcessStream } from './processStream.js';
+import { loadExtProcService, type PbProcessingRequest, type PbProcessingResponse, type RequestKind } from './protocol.js';
+
+/** Settings of the gRPC listener. */
+export interface GrpcServerOptions {
+  host: string;
+  port: number;
+  maxMessageBytes: number;
+  keepaliveTimeMs: number;
+  keepaliveTimeoutMs: number;
+  maxInspectBytes: number;
+}
+
+/** A running ext_proc gRPC server. */
+export interface ExtProcServer {
+  readonly port: number;
+  readonly health: HealthService;
+  /** Streams currently open. */
+  readonly activeStreams: number;
+  /** Drains: NOT_SERVING, stop accepting, wait up to `graceMs`, then cancel what is left. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
+
+/** Starts the server; `pipeline()` is read at each stream's start, so reloads never touch streams in flight. */
+export async function startExtProcServer(options: GrpcServerOptions, pipeline: () => Pipeline, log: Logger): Promise<ExtProcServer> {
+  const service = loadExtProcService();
+  const serialize = service['Process']!.responseSerialize;
+  const continueFor = Object.fromEntries(
+    (Object.keys(responseKindFor) as RequestKind[]).map((kind) => [kind, serialize(encodeResponse(kind, new PhaseOutput()))]),
+  ) as Record<RequestKind, Buffer>;
+
+  const server = new Server({
+    'grpc.max_receive_message_length': options.maxMessageBytes,
+    'grpc.max_send_message_length': options.maxMessageBytes,
+    'grpc.keepalive_time_ms': options.keepaliveTimeMs,
+    'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs,
+  });
+  const streams = new Set<ProcessStream>();
+  const health = new HealthService([EXT_PROC_SERVICE]);
+  health.register(server);
+  server.addService(service, {
+    Process: (call: ServerDuplexStream<PbProcessingRequest | null, PbProcessingResponse>) => {
+      streams.add(
+        new ProcessStream(call, {
+          pipeline,
+          log,
+          continueFor,
+          maxInspectBytes: options.maxInspectBytes,
+          onClosed: (s) => streams.delete(s),
+        }),
+      );
+    },
+  });
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${options.host}:${options.port}`, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+  });
+
+  return {
+    port,
+    health,
+    get activeStreams() {
+      return streams.size;
+    },
+    async shutdown(graceMs: number) {
+      health.setAll('NOT_SERVING');
+      health.closeWatchers();
+      const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), graceMs)));
+      const result = await Promise.race([drained.then(() => 'drained' as const), deadline]);
+      clearTimeout(timer);
+      if (result === 'deadline') {
+        log.warn('shutdown deadline reached; cancelling streams in flight', { streams: streams.size });
+        for (const s of [...streams]) s.cancel();
+        server.forceShutdown();
+      }
+    },
+  };
+}

@@ -1,0 +1,298 @@
+/**
+ * @module server/processStream
+ * The protocol adapter for one ext_proc stream (= one HTTP request): decodes each
+ * ProcessingRequest into a pipeline phase, runs the stages, and answers with exactly one
+ * ProcessingResponse of the matching kind, in arrival order (envoy-ext-proc-facts.md §1.1, §2.1).
+ *
+ * Messages are handled strictly one after another: STREAMED body chunks arrive pipelined and
+ * request/response messages may interleave, but Envoy re-injects chunks in the order of our
+ * answers, so answers must keep the order of the questions even when a stage awaits I/O.
+ */
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { Exchange } from '../pipeline/exchange.js';
+import { HeaderView, type RawHeader } from '../pipeline/headers.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import type { PhaseOutput } from '../pipeline/output.js';
+import { describeError, type Logger } from '../telemetry/logger.js';
+import { encodeResponse } from './encode.js';
+import { requestHeadersOverride, responseHeadersOverride, wantsResponseBody, type EffectiveModes } from './modes.js';
+import type { PbHttpHeaders, PbProcessingMode, PbProcessingRequest, PbProcessingResponse, RequestKind } from './protocol.js';
+import { structToJson } from './struct.js';
+
+/** What the adapter needs from the server. */
+export interface StreamDeps {
+  /** The pipeline of the config generation in force when the stream opens. */
+  pipeline(): Pipeline;
+  log: Logger;
+  /** Pre-encoded plain CONTINUE answer for each kind (encoded once at start-up). */
+  continueFor: Record<RequestKind, Buffer>;
+  /** Largest request body the gateway parses (see Exchange.requestJson). */
+  maxInspectBytes: number;
+  /** Called when the stream is over (for graceful shutdown accounting). */
+  onClosed(stream: ProcessStream): void;
+}
+
+type Call = ServerDuplexStream<PbProcessingRequest | null, PbProcessingResponse>;
+type Answer = PbProcessingResponse | null;
+
+const REQUEST_HEADERS = 1;
+const REQUEST_BODY_DONE = 2;
+const RESPONSE_HEADERS = 4;
+
+function decodeHeaders(h: PbHttpHeaders | undefined): HeaderView {
+  const list = h?.headers?.headers ?? [];
+  const raw: RawHeader[] = new Array(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const hv = list[i]!;
+    raw[i] = { key: (hv.key ?? '').toLowerCase(), value: hv.raw_value ? hv.raw_value.toString('utf8') : (hv.value ?? '') };
+  }
+  return new HeaderView(raw);
+}
+
+/** One ext_proc stream. */
+export class ProcessStream {
+  private readonly pipeline: Pipeline;
+  private readonly x: Exchange;
+  private readonly modes: EffectiveModes = { requestBodyMode: 'NONE', responseBodyMode: 'NONE' };
+  private readonly queue: (PbProcessingRequest | null)[] = [];
+  private readonly requestChunks: Buffer[] = [];
+  private seen = 0;
+  private first = true;
+  private busy = false;
+  private halfClosed = false;
+  private done = false;
+  private answeredImmediately = false;
+  private warnedOrder = false;
+
+  constructor(
+    private readonly call: Call,
+    private readonly deps: StreamDeps,
+  ) {
+    this.pipeline = deps.pipeline();
+    this.x = new Exchange(deps.log, deps.maxInspectBytes);
+    call.on('data', (msg: PbProcessingRequest | null) => this.onMessage(msg));
+    // Envoy half-closes, then cancels (client_impl.cc close()); both are normal ends.
+    call.on('end', () => {
+      this.halfClosed = true;
+      this.maybeEnd();
+    });
+    call.on('cancelled', () => this.close('cancelled'));
+    call.on('error', (err) => this.close(`error: ${describeError(err)}`));
+  }
+
+  /** Ends the stream now (forced shutdown). */
+  cancel(): void {
+    if (this.done) return;
+    this.call.end();
+    this.close('shutdown');
+  }
+
+  private onMessage(msg: PbProcessingRequest | null): void {
+    if (this.done) return;
+    if (this.busy) this.queue.push(msg);
+    else this.step(msg);
+  }
+
+  private step(msg: PbProcessingRequest | null): void {
+    let answer: Answer | Promise<Answer>;
+    try {
+      answer = this.handle(msg);
+    } catch (err) {
+      answer = this.internalError(msg, err);
+    }
+    if (answer instanceof Promise) {
+      this.busy = true;
+      answer
+        .catch((err: unknown) => this.internalError(msg, err))
+        .then((a) => {
+          this.busy = false;
+          this.send(a);
+          this.drain();
+        });
+    } else {
+      this.send(answer);
+    }
+  }
+
+  private drain(): void {
+    while (!this.busy && !this.done && this.queue.length > 0) this.step(this.queue.shift()!);
+    this.maybeEnd();
+  }
+
+  private send(answer: Answer): void {
+    if (answer === null || this.done) return;
+    this.call.write(answer);
+  }
+
+  private maybeEnd(): void {
+    if (this.halfClosed && !this.busy && this.queue.length === 0 && !this.done) {
+      this.call.end();
+      this.close('completed');
+    }
+  }
+
+  private close(reason: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.queue.length = 0;
+    if (this.x.log.enabled('debug')) this.x.log.debug('stream closed', { reason, ms: Math.round(performance.now() - this.x.startedAt) });
+    this.deps.onClosed(this);
+    void this.pipeline.finish(this.x);
+  }
+
+  /** A bug in the adapter or a stage must cost this request its processing, not the server. */
+  private internalError(msg: PbProcessingRequest | null, err: unknown): Answer {
+    this.x.log.error('internal error; continuing unchanged', { kind: msg?.request ?? 'unknown', error: describeError(err) });
+    return msg?.request ? this.deps.continueFor[msg.request] : null;
+  }
+
+  private handle(msg: PbProcessingRequest | null): Answer | Promise<Answer> {
+    if (msg === null || msg.request === undefined) {
+      // No kind means we cannot answer with the matching kind. Closing the stream with OK makes
+      // Envoy proceed without us ("If the server closes the gRPC stream cleanly, the data plane
+      // proceeds without consulting the server", external_processor.proto).
+      this.x.log.warn('malformed ProcessingRequest; closing stream so Envoy continues without the gateway', {
+        reason: msg === null ? 'undecodable protobuf' : 'no request kind',
+      });
+      this.call.end();
+      this.close('malformed');
+      return null;
+    }
+    if (this.first) this.readFirst(msg);
+    if (msg.metadata_context?.filter_metadata) this.x.metadata = this.readMetadata(msg);
+    if (msg.attributes) this.readAttributes(msg);
+    if (this.answeredImmediately) return null;
+    const answer = this.dispatch(msg.request, msg);
+    // Observability mode is send-and-go: Envoy expects no answer (ProcessingRequest.observability_mode).
+    if (this.x.observability) return answer instanceof Promise ? answer.then(() => null) : null;
+    return answer;
+  }
+
+  private readFirst(msg: PbProcessingRequest): void {
+    this.first = false;
+    this.x.observability = msg.observability_mode === true;
+    const pc = msg.protocol_config;
+    if (pc) {
+      this.x.protocol = {
+        requestBodyMode: pc.request_body_mode ?? 'NONE',
+        responseBodyMode: pc.response_body_mode ?? 'NONE',
+        sendBodyWithoutWaitingForHeaderResponse: pc.send_body_without_waiting_for_header_response === true,
+      };
+    }
+    this.modes.requestBodyMode = this.x.protocol.requestBodyMode;
+    this.modes.responseBodyMode = this.x.protocol.responseBodyMode;
+  }
+
+  private readMetadata(msg: PbProcessingRequest): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [ns, struct] of Object.entries(msg.metadata_context?.filter_metadata ?? {})) out[ns] = structToJson(struct);
+    return out;
+  }
+
+  private readAttributes(msg: PbProcessingRequest): void {
+    // Envoy keys the attribute struct by filter name "envoy.filters.http.ext_proc" (§2.10).
+    for (const struct of Object.values(msg.attributes ?? {})) Object.assign(this.x.attributes, structToJson(struct));
+  }
+
+  private dispatch(kind: RequestKind, msg: PbProcessingRequest): Answer | Promise<Answer> {
+    switch (kind) {
+      case 'request_headers':
+        return this.onRequestHeaders(msg.request_headers);
+      case 'request_body':
+        return this.onRequestBody(msg.request_body?.body ?? Buffer.alloc(0), msg.request_body?.end_of_stream === true);
+      case 'response_headers':
+        return this.onResponseHeaders(msg.response_headers);
+      case 'response_body':
+        return this.onResponseBody(msg.response_body?.body ?? Buffer.alloc(0), msg.response_body?.end_of_stream === true);
+      default:
+        return this.deps.continueFor[kind];
+    }
+  }
+
+  private outOfOrder(kind: RequestKind): Answer {
+    if (!this.warnedOrder) {
+      this.warnedOrder = true;
+      this.x.log.warn('out-of-order ProcessingRequest; continuing unchanged', { kind });
+    }
+    return this.deps.continueFor[kind];
+  }
+
+  private finishAnswer(kind: RequestKind, out: PhaseOutput | Promise<PhaseOutput>, override?: PbProcessingMode, adjust?: (o: PhaseOutput) => void): Answer | Promise<Answer> {
+    const encode = (o: PhaseOutput): Answer => {
+      if (o.reply) {
+        this.answeredImmediately = true;
+        return encodeResponse(kind, o);
+      }
+      adjust?.(o);
+      if (o.isEmpty && !override) return this.deps.continueFor[kind];
+      return encodeResponse(kind, o, override);
+    };
+    return out instanceof Promise ? out.then(encode) : encode(out);
+  }
+
+  private onRequestHeaders(h: PbHttpHeaders | undefined): Answer | Promise<Answer> {
+    if (this.seen & REQUEST_HEADERS) return this.outOfOrder('request_headers');
+    this.seen |= REQUEST_HEADERS;
+    const headers = decodeHeaders(h);
+    this.x.requestHeaders = headers;
+    const requestId = headers.get('x-request-id');
+    if (requestId) this.x.requestId = requestId;
+    if (h?.end_of_stream) this.seen |= REQUEST_BODY_DONE;
+    const override = requestHeadersOverride(this.pipeline.needs, this.x.protocol, this.modes);
+    if (!this.pipeline.has('requestHeaders') && !override) return this.deps.continueFor.request_headers;
+    return this.finishAnswer('request_headers', this.pipeline.run('requestHeaders', this.x), override);
+  }
+
+  private onRequestBody(bytes: Buffer, endOfStream: boolean): Answer | Promise<Answer> {
+    if (!(this.seen & REQUEST_HEADERS) || this.seen & REQUEST_BODY_DONE) return this.outOfOrder('request_body');
+    if (!this.pipeline.has('requestBody')) {
+      if (endOfStream) this.seen |= REQUEST_BODY_DONE;
+      return this.deps.continueFor.request_body;
+    }
+    if (!endOfStream) {
+      // Envoy was not switched to BUFFERED (allow_mode_override off?): collect the chunks; the
+      // stages see the whole body at the end, but earlier chunks are already upstream.
+      this.requestChunks.push(bytes);
+      return this.deps.continueFor.request_body;
+    }
+    this.seen |= REQUEST_BODY_DONE;
+    const streamed = this.requestChunks.length > 0;
+    const body = streamed ? Buffer.concat([...this.requestChunks, bytes]) : bytes;
+    this.requestChunks.length = 0;
+    this.x.requestBody = body;
+    const out = this.pipeline.run('requestBody', this.x, { bytes: body, endOfStream: true });
+    return this.finishAnswer('request_body', out, undefined, (o) => {
+      if (streamed && (o.body !== undefined || o.setHeaders.size > 0 || o.removeHeaders.size > 0)) {
+        // Envoy ignores header mutations on STREAMED body answers, and a replacement of the last
+        // chunk would corrupt a body whose start already went upstream.
+        this.x.log.warn('request body arrived STREAMED; mutations dropped (set request_body_mode BUFFERED or allow_mode_override)');
+        o.body = undefined;
+        o.setHeaders.clear();
+        o.removeHeaders.clear();
+      }
+    });
+  }
+
+  private onResponseHeaders(h: PbHttpHeaders | undefined): Answer | Promise<Answer> {
+    if (this.seen & RESPONSE_HEADERS) return this.outOfOrder('response_headers');
+    this.seen |= RESPONSE_HEADERS;
+    const headers = decodeHeaders(h);
+    this.x.responseHeaders = headers;
+    this.x.responseStatus = Number(headers.get(':status') ?? 0);
+    this.x.responseIsEventStream = (headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream');
+    const override = h?.end_of_stream ? undefined : responseHeadersOverride(this.pipeline.needs, this.x, this.modes);
+    if (!this.pipeline.has('responseHeaders') && !override) return this.deps.continueFor.response_headers;
+    const out = this.pipeline.run('responseHeaders', this.x);
+    return this.finishAnswer('response_headers', out, override, (o) => {
+      // Envoy strips content-length for STREAMED only when the mode is set before it sees the
+      // headers; after an override to STREAMED we must remove it ourselves (§2.5).
+      if (override?.response_body_mode === 'STREAMED' && headers.has('content-length')) o.removeHeader('content-length');
+    });
+  }
+
+  private onResponseBody(bytes: Buffer, endOfStream: boolean): Answer | Promise<Answer> {
+    if (!(this.seen & RESPONSE_HEADERS)) return this.outOfOrder('response_body');
+    if (!this.pipeline.has('responseBody') || !wantsResponseBody(this.pipeline.needs, this.x)) return this.deps.continueFor.response_body;
+    return this.finishAnswer('response_body', this.pipeline.run('responseBody', this.x, { bytes, endOfStream }));
+  }
+}
