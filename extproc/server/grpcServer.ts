@@ -53,7 +53,7 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
   const health = new HealthService([EXT_PROC_SERVICE]);
   health.register(server);
   server.addService(service, {
-    Process: (call: ServerDuplexStream<PbProcessingRequest | null, PbProcessingResponse>) => {
+    Process: (call: ServerDuplexStream<PbProcessingRequest, PbProcessingResponse>) => {
       streams.add(
         new ProcessStream(call, {
           pipeline,

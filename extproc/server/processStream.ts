@@ -16,7 +16,7 @@ import type { PhaseOutput } from '../pipeline/output.js';
 import { describeError, type Logger } from '../telemetry/logger.js';
 import { encodeResponse } from './encode.js';
 import { requestHeadersOverride, responseHeadersOverride, wantsResponseBody, type EffectiveModes } from './modes.js';
-import type { PbHttpHeaders, PbProcessingMode, PbProcessingRequest, PbProcessingResponse, RequestKind } from './protocol.js';
+import { UNDECODABLE, type PbHttpHeaders, type PbProcessingMode, type PbProcessingRequest, type PbProcessingResponse, type RequestKind } from './protocol.js';
 import { structToJson } from './struct.js';
 
 /** What the adapter needs from the server. */
@@ -32,7 +32,7 @@ export interface StreamDeps {
   onClosed(stream: ProcessStream): void;
 }
 
-type Call = ServerDuplexStream<PbProcessingRequest | null, PbProcessingResponse>;
+type Call = ServerDuplexStream<PbProcessingRequest, PbProcessingResponse>;
 type Answer = PbProcessingResponse | null;
 
 const REQUEST_HEADERS = 1;
@@ -54,7 +54,7 @@ export class ProcessStream {
   private readonly pipeline: Pipeline;
   private readonly x: Exchange;
   private readonly modes: EffectiveModes = { requestBodyMode: 'NONE', responseBodyMode: 'NONE' };
-  private readonly queue: (PbProcessingRequest | null)[] = [];
+  private readonly queue: (PbProcessingRequest)[] = [];
   private readonly requestChunks: Buffer[] = [];
   private seen = 0;
   private first = true;
@@ -70,7 +70,7 @@ export class ProcessStream {
   ) {
     this.pipeline = deps.pipeline();
     this.x = new Exchange(deps.log, deps.maxInspectBytes);
-    call.on('data', (msg: PbProcessingRequest | null) => this.onMessage(msg));
+    call.on('data', (msg: PbProcessingRequest) => this.onMessage(msg));
     // Envoy half-closes, then cancels (client_impl.cc close()); both are normal ends.
     call.on('end', () => {
       this.halfClosed = true;
@@ -87,13 +87,13 @@ export class ProcessStream {
     this.close('shutdown');
   }
 
-  private onMessage(msg: PbProcessingRequest | null): void {
+  private onMessage(msg: PbProcessingRequest): void {
     if (this.done) return;
     if (this.busy) this.queue.push(msg);
     else this.step(msg);
   }
 
-  private step(msg: PbProcessingRequest | null): void {
+  private step(msg: PbProcessingRequest): void {
     let answer: Answer | Promise<Answer>;
     try {
       answer = this.handle(msg);
@@ -141,18 +141,18 @@ export class ProcessStream {
   }
 
   /** A bug in the adapter or a stage must cost this request its processing, not the server. */
-  private internalError(msg: PbProcessingRequest | null, err: unknown): Answer {
-    this.x.log.error('internal error; continuing unchanged', { kind: msg?.request ?? 'unknown', error: describeError(err) });
-    return msg?.request ? this.deps.continueFor[msg.request] : null;
+  private internalError(msg: PbProcessingRequest, err: unknown): Answer {
+    this.x.log.error('internal error; continuing unchanged', { kind: msg.request ?? 'unknown', error: describeError(err) });
+    return msg.request ? this.deps.continueFor[msg.request] : null;
   }
 
-  private handle(msg: PbProcessingRequest | null): Answer | Promise<Answer> {
-    if (msg === null || msg.request === undefined) {
+  private handle(msg: PbProcessingRequest): Answer | Promise<Answer> {
+    if (msg.request === undefined) {
       // No kind means we cannot answer with the matching kind. Closing the stream with OK makes
       // Envoy proceed without us ("If the server closes the gRPC stream cleanly, the data plane
       // proceeds without consulting the server", external_processor.proto).
       this.x.log.warn('malformed ProcessingRequest; closing stream so Envoy continues without the gateway', {
-        reason: msg === null ? 'undecodable protobuf' : 'no request kind',
+        reason: msg === UNDECODABLE ? 'undecodable protobuf' : 'no request kind',
       });
       this.call.end();
       this.close('malformed');

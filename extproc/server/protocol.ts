@@ -97,15 +97,18 @@ export interface PbProcessingMode {
 /** envoy.service.ext_proc.v3.ProcessingResponse, for encoding (an object, or pre-encoded bytes). */
 export type PbProcessingResponse = Record<string, unknown> | Buffer;
 
+/** Stands for a message whose bytes did not decode as a ProcessingRequest. */
+export const UNDECODABLE: PbProcessingRequest = Object.freeze({});
+
 /**
  * The ext_proc service definition with two changes to its codecs: a response given as a
  * Buffer is sent as is (constant answers are encoded once, at start-up), and a request that
- * fails to decode becomes `null` instead of failing the whole gRPC call, so the stream can be
+ * fails to decode becomes `UNDECODABLE` instead of failing the whole gRPC call, so the stream can be
  * closed the way Envoy understands (see processStream).
  */
 export function loadExtProcService(): ServiceDefinition {
   const service = loadService('envoy/service/ext_proc/v3/external_processor.proto', 'envoy.service.ext_proc.v3.ExternalProcessor');
-  const process = service['Process'] as MethodDefinition<PbProcessingRequest | null, PbProcessingResponse>;
+  const process = service['Process'] as MethodDefinition<PbProcessingRequest, PbProcessingResponse>;
   const serialize = process.responseSerialize;
   const deserialize = process.requestDeserialize;
   return {
@@ -116,7 +119,8 @@ export function loadExtProcService(): ServiceDefinition {
         try {
           return deserialize(bytes);
         } catch {
-          return null;
+          // Not null: a null chunk would end the readable side of the call (Node streams).
+          return UNDECODABLE;
         }
       },
     },
