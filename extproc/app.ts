@@ -48,7 +48,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let pipeline: Pipeline = buildPipeline(config, registry, { log });
 
   const server = await startExtProcServer(
-    { ...config.server, maxInspectBytes: config.pipeline.maxInspectBytes },
+    { ...config.server, maxInspectBytes: config.pipeline.maxInspectBytes, observerLingerMs: config.pipeline.observerLingerMs },
     () => pipeline,
     // Streams log through this indirection so a reload's new level applies to new streams.
     new Proxy({} as Logger, { get: (_t, key) => log[key as keyof Logger] }),

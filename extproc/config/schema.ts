@@ -57,6 +57,17 @@ const pipelineSchema = z
      * here), so bigger bodies are treated as unreadable (`onInvalidRequest` decides).
      */
     maxInspectBytes: z.number().int().positive().default(8 * 1024 * 1024),
+    /**
+     * Envoy runs a second ext_proc filter with `observability_mode: true` after this one (as
+     * envoy/envoy.yaml does): stages that only observe response bodies read them from that
+     * send-and-go stream instead of adding a round trip per chunk to the main one.
+     */
+    streamObserver: z.boolean().default(false),
+    /**
+     * How long an exchange waits, after its main stream closed, for the observability stream
+     * (which Envoy opens only once the main filter let the request go on).
+     */
+    observerLingerMs: durationMs.default(2000),
     /** Stages in the order they run. None: the server is a transparent pass-through. */
     stages: z.array(stageEntrySchema).default([]),
   })

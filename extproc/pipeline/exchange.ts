@@ -40,8 +40,6 @@ export class Exchange {
   readonly startedAt = performance.now();
   /** Envoy's body modes for this filter, as announced in the first message. */
   protocol: EnvoyProtocol = { requestBodyMode: 'NONE', responseBodyMode: 'NONE', sendBodyWithoutWaitingForHeaderResponse: false };
-  /** True when Envoy runs this filter in observability mode (no answers expected). */
-  observability = false;
   /** Envoy attributes (CEL expression → value), request and response side merged. */
   attributes: Record<string, unknown> = {};
   /** Envoy dynamic metadata forwarded to us (namespace → struct), latest message wins. */

@@ -36,16 +36,21 @@ const UNREADABLE = new Set(['INVALID_REQUEST', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOA
 export class Pipeline {
   readonly needs: PipelineNeeds;
   private readonly byPhase: Record<Phase, Stage[]>;
+  /** Response-body observers fed by the observability stream (empty unless `streamObserver`). */
+  private readonly observers: Stage[];
 
   constructor(
     readonly stages: readonly Stage[],
     private readonly onInvalidRequest: 'continue' | 'reject',
+    streamObserver = false,
   ) {
+    const observes = (s: Stage): boolean => streamObserver && s.responseBodyAccess === 'observe';
+    this.observers = stages.filter((s) => s.responseBody && observes(s));
     this.byPhase = {
       requestHeaders: stages.filter((s) => s.requestHeaders),
       requestBody: stages.filter((s) => s.requestBody),
       responseHeaders: stages.filter((s) => s.responseHeaders),
-      responseBody: stages.filter((s) => s.responseBody),
+      responseBody: stages.filter((s) => s.responseBody && !observes(s)),
     };
     const bodyReaders = this.byPhase.responseBody;
     const responseBody = bodyReaders.length === 0 ? 'never' : bodyReaders.some((s) => (s.responseBodyUse ?? 'always') === 'always') ? 'always' : 'on-demand';
@@ -119,6 +124,36 @@ export class Pipeline {
     }
     x.log.warn('stage failed; failing open', { stage: stage.name, error: describeError(err) });
     return false;
+  }
+
+  /** True when response-body observers read from the observability stream. */
+  get hasObservers(): boolean {
+    return this.observers.length > 0;
+  }
+
+  /**
+   * Feeds one chunk of an observability-mode stream to the observers. Nothing can be answered
+   * there, so `out` is discarded; errors are logged whatever the stage's policy.
+   */
+  observe(x: Exchange, chunk: BodyChunk): StepResult {
+    const out = new PhaseOutput();
+    let pending: Promise<void> | undefined;
+    for (const stage of this.observers) {
+      try {
+        const r = stage.responseBody!(x, out, chunk);
+        if (r) {
+          const settled = r.catch((err: unknown) => this.observerFailed(stage, x, err));
+          pending = pending ? Promise.all([pending, settled]).then(() => undefined) : settled;
+        }
+      } catch (err) {
+        this.observerFailed(stage, x, err);
+      }
+    }
+    return pending;
+  }
+
+  private observerFailed(stage: Stage, x: Exchange, err: unknown): void {
+    x.log.warn('observer failed', { stage: stage.name, error: describeError(err) });
   }
 
   /** Runs every stage's `finish` hook once the stream is over; errors are logged, never thrown. */

@@ -29,6 +29,13 @@ export interface Stage {
    * without a `responseBody` handler.
    */
   readonly responseBodyUse?: 'always' | 'on-demand';
+  /**
+   * `observe`: the `responseBody` handler only reads (token counting, logging) and never
+   * mutates. With `pipeline.streamObserver` on, such stages are fed from Envoy's second,
+   * observability-mode ext_proc filter (send-and-go), so watching a stream adds no round trip
+   * per chunk. Default `mutate`.
+   */
+  readonly responseBodyAccess?: 'mutate' | 'observe';
 
   /** Request headers (every exchange; Envoy always sends them). */
   requestHeaders?(x: Exchange, out: PhaseOutput): StepResult;

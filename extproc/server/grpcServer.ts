@@ -9,6 +9,7 @@ import type { Pipeline } from '../pipeline/pipeline.js';
 import { PhaseOutput } from '../pipeline/output.js';
 import type { Logger } from '../telemetry/logger.js';
 import { encodeResponse, responseKindFor } from './encode.js';
+import { ExchangeLinks } from './exchangeLinks.js';
 import { HealthService } from './health.js';
 import { ProcessStream } from './processStream.js';
 import { loadExtProcService, type PbProcessingRequest, type PbProcessingResponse, type RequestKind } from './protocol.js';
@@ -21,6 +22,8 @@ export interface GrpcServerOptions {
   keepaliveTimeMs: number;
   keepaliveTimeoutMs: number;
   maxInspectBytes: number;
+  /** How long an exchange waits for its observability stream after the main stream closed. */
+  observerLingerMs: number;
 }
 
 /** A running ext_proc gRPC server. */
@@ -50,6 +53,7 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
     'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs,
   });
   const streams = new Set<ProcessStream>();
+  const links = new ExchangeLinks(options.observerLingerMs);
   const health = new HealthService([EXT_PROC_SERVICE]);
   health.register(server);
   server.addService(service, {
@@ -60,6 +64,7 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
           log,
           continueFor,
           maxInspectBytes: options.maxInspectBytes,
+          links,
           onClosed: (s) => streams.delete(s),
         }),
       );
@@ -89,6 +94,7 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
         for (const s of [...streams]) s.cancel();
         server.forceShutdown();
       }
+      links.flush();
     },
   };
 }

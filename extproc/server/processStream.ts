@@ -15,6 +15,7 @@ import type { Pipeline } from '../pipeline/pipeline.js';
 import type { PhaseOutput } from '../pipeline/output.js';
 import { describeError, type Logger } from '../telemetry/logger.js';
 import { encodeResponse } from './encode.js';
+import type { ExchangeLinks } from './exchangeLinks.js';
 import { requestHeadersOverride, responseHeadersOverride, wantsResponseBody, type EffectiveModes } from './modes.js';
 import { UNDECODABLE, type PbHttpHeaders, type PbProcessingMode, type PbProcessingRequest, type PbProcessingResponse, type RequestKind } from './protocol.js';
 import { structToJson } from './struct.js';
@@ -28,6 +29,8 @@ export interface StreamDeps {
   continueFor: Record<RequestKind, Buffer>;
   /** Largest request body the gateway parses (see Exchange.requestJson). */
   maxInspectBytes: number;
+  /** Joins a request's main and observability streams. */
+  links: ExchangeLinks;
   /** Called when the stream is over (for graceful shutdown accounting). */
   onClosed(stream: ProcessStream): void;
 }
@@ -52,7 +55,9 @@ function decodeHeaders(h: PbHttpHeaders | undefined): HeaderView {
 /** One ext_proc stream. */
 export class ProcessStream {
   private readonly pipeline: Pipeline;
-  private readonly x: Exchange;
+  private x: Exchange;
+  /** Releases this stream's hold on the exchange; the last holder runs the finish hooks. */
+  private release: (() => void) | undefined;
   private readonly modes: EffectiveModes = { requestBodyMode: 'NONE', responseBodyMode: 'NONE' };
   private readonly queue: (PbProcessingRequest)[] = [];
   private readonly requestChunks: Buffer[] = [];
@@ -63,6 +68,8 @@ export class ProcessStream {
   private done = false;
   private answeredImmediately = false;
   private warnedOrder = false;
+  /** Envoy runs this filter in observability mode: no answers expected. */
+  private observability = false;
 
   constructor(
     private readonly call: Call,
@@ -137,7 +144,8 @@ export class ProcessStream {
     this.queue.length = 0;
     if (this.x.log.enabled('debug')) this.x.log.debug('stream closed', { reason, ms: Math.round(performance.now() - this.x.startedAt) });
     this.deps.onClosed(this);
-    void this.pipeline.finish(this.x);
+    if (this.release) this.release();
+    else void this.pipeline.finish(this.x);
   }
 
   /** A bug in the adapter or a stage must cost this request its processing, not the server. */
@@ -162,15 +170,40 @@ export class ProcessStream {
     if (msg.metadata_context?.filter_metadata) this.x.metadata = this.readMetadata(msg);
     if (msg.attributes) this.readAttributes(msg);
     if (this.answeredImmediately) return null;
-    const answer = this.dispatch(msg.request, msg);
     // Observability mode is send-and-go: Envoy expects no answer (ProcessingRequest.observability_mode).
-    if (this.x.observability) return answer instanceof Promise ? answer.then(() => null) : null;
-    return answer;
+    if (this.observability) return this.observe(msg.request, msg);
+    return this.dispatch(msg.request, msg);
+  }
+
+  /**
+   * An observability-mode stream: links to the main stream's exchange by request id and feeds
+   * response chunks to the observer stages. Everything else already ran on the main stream.
+   */
+  private observe(kind: RequestKind, msg: PbProcessingRequest): null | Promise<null> {
+    if (kind === 'request_headers') {
+      const headers = decodeHeaders(msg.request_headers);
+      const requestId = headers.get('x-request-id');
+      const link = requestId ? this.deps.links.acquire(requestId) : undefined;
+      if (link) {
+        this.x = link.x;
+        this.release = link.release;
+      } else {
+        this.x.requestHeaders = headers;
+        if (requestId) this.x.requestId = requestId;
+      }
+    } else if (kind === 'response_headers' && this.x.responseHeaders === undefined) {
+      this.readResponseHeaders(msg.response_headers);
+    } else if (kind === 'response_body' && this.pipeline.hasObservers) {
+      const body = msg.response_body;
+      const pending = this.pipeline.observe(this.x, { bytes: body?.body ?? Buffer.alloc(0), endOfStream: body?.end_of_stream === true });
+      if (pending) return pending.then(() => null);
+    }
+    return null;
   }
 
   private readFirst(msg: PbProcessingRequest): void {
     this.first = false;
-    this.x.observability = msg.observability_mode === true;
+    this.observability = msg.observability_mode === true;
     const pc = msg.protocol_config;
     if (pc) {
       this.x.protocol = {
@@ -237,6 +270,7 @@ export class ProcessStream {
     this.x.requestHeaders = headers;
     const requestId = headers.get('x-request-id');
     if (requestId) this.x.requestId = requestId;
+    if (this.pipeline.hasObservers) this.release = this.deps.links.register(this.x, () => void this.pipeline.finish(this.x));
     if (h?.end_of_stream) this.seen |= REQUEST_BODY_DONE;
     const override = requestHeadersOverride(this.pipeline.needs, this.x.protocol, this.modes);
     if (!this.pipeline.has('requestHeaders') && !override) return this.deps.continueFor.request_headers;
@@ -276,10 +310,7 @@ export class ProcessStream {
   private onResponseHeaders(h: PbHttpHeaders | undefined): Answer | Promise<Answer> {
     if (this.seen & RESPONSE_HEADERS) return this.outOfOrder('response_headers');
     this.seen |= RESPONSE_HEADERS;
-    const headers = decodeHeaders(h);
-    this.x.responseHeaders = headers;
-    this.x.responseStatus = Number(headers.get(':status') ?? 0);
-    this.x.responseIsEventStream = (headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream');
+    const headers = this.readResponseHeaders(h);
     const override = h?.end_of_stream ? undefined : responseHeadersOverride(this.pipeline.needs, this.x, this.modes);
     if (!this.pipeline.has('responseHeaders') && !override) return this.deps.continueFor.response_headers;
     const out = this.pipeline.run('responseHeaders', this.x);
@@ -288,6 +319,14 @@ export class ProcessStream {
       // headers; after an override to STREAMED we must remove it ourselves (§2.5).
       if (override?.response_body_mode === 'STREAMED' && headers.has('content-length')) o.removeHeader('content-length');
     });
+  }
+
+  private readResponseHeaders(h: PbHttpHeaders | undefined): HeaderView {
+    const headers = decodeHeaders(h);
+    this.x.responseHeaders = headers;
+    this.x.responseStatus = Number(headers.get(':status') ?? 0);
+    this.x.responseIsEventStream = (headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream');
+    return headers;
   }
 
   private onResponseBody(bytes: Buffer, endOfStream: boolean): Answer | Promise<Answer> {

@@ -76,5 +76,5 @@ export function buildPipeline(config: GatewayConfig, registry: StageRegistry, de
   const r = resolve(config, registry);
   if (r.length > 0 && typeof r[0] === 'string') throw new Error((r as string[]).join('\n'));
   const stages = (r as { factory: StageFactory<never>; options: unknown }[]).map(({ factory, options }) => factory.create(options as never, deps));
-  return new Pipeline(stages, config.pipeline.onInvalidRequest);
+  return new Pipeline(stages, config.pipeline.onInvalidRequest, config.pipeline.streamObserver);
 }

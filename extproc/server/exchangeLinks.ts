@@ -1,0 +1,80 @@
+/**
+ * @module server/exchangeLinks
+ * Joins the two ext_proc streams Envoy opens for one request when the observability filter is
+ * configured: the main stream (answers, mutations) and the send-and-go observability stream
+ * (response chunks for observers). Both carry the same `x-request-id`.
+ *
+ * Order on Envoy's side: the main filter's request phases finish before the decode path reaches
+ * the second filter; with nothing more to ask for, Envoy closes the main stream right away
+ * (ext_proc_stream_close_optimization, envoy-ext-proc-facts.md §2.1) — before the observability
+ * stream opens. So a released exchange lingers briefly for its observer; `finish` hooks run once,
+ * when the last holder is done or the linger ends without an observer.
+ */
+import type { Exchange } from '../pipeline/exchange.js';
+
+interface Link {
+  readonly x: Exchange;
+  refs: number;
+  observed: boolean;
+  timer: NodeJS.Timeout | undefined;
+  readonly onLast: () => void;
+}
+
+/** Live exchanges by request id. */
+export class ExchangeLinks {
+  private readonly byId = new Map<string, Link>();
+
+  /** @param lingerMs how long a main stream's exchange waits for its observability stream */
+  constructor(private readonly lingerMs: number) {}
+
+  /** Registers a main stream's exchange; the returned release runs `onLast` once all holders are done. */
+  register(x: Exchange, onLast: () => void): () => void {
+    if (this.byId.has(x.requestId)) {
+      // A reused x-request-id (e.g. preserve_external_request_id): do not link the second one.
+      return onLast;
+    }
+    const link: Link = { x, refs: 1, observed: false, timer: undefined, onLast };
+    this.byId.set(x.requestId, link);
+    return () => this.release(x.requestId, link);
+  }
+
+  /** Takes a reference to the exchange of `requestId`, if its main stream registered it. */
+  acquire(requestId: string): { x: Exchange; release: () => void } | undefined {
+    const link = this.byId.get(requestId);
+    if (!link || link.observed) return undefined;
+    link.observed = true;
+    clearTimeout(link.timer);
+    link.refs++;
+    return { x: link.x, release: () => this.release(requestId, link) };
+  }
+
+  /** Exchanges held (in flight or lingering). */
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** Ends every linger now (shutdown): their finish hooks run. */
+  flush(): void {
+    for (const [id, link] of this.byId) {
+      if (link.refs === 0) {
+        clearTimeout(link.timer);
+        this.end(id, link);
+      }
+    }
+  }
+
+  private release(requestId: string, link: Link): void {
+    if (--link.refs > 0) return;
+    if (link.observed || this.lingerMs === 0) {
+      this.end(requestId, link);
+      return;
+    }
+    link.timer = setTimeout(() => this.end(requestId, link), this.lingerMs);
+    link.timer.unref();
+  }
+
+  private end(requestId: string, link: Link): void {
+    if (this.byId.get(requestId) === link) this.byId.delete(requestId);
+    link.onLast();
+  }
+}
