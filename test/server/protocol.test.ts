@@ -148,6 +148,42 @@ describe('with stages', () => {
     expect((await s.status).code).toBe(0);
   });
 
+  it('reads protocol_config, attributes and metadata_context from the first messages', async () => {
+    const seen: Record<string, unknown>[] = [];
+    const stage: StageFactory<never> = {
+      name: 'test-context',
+      create: () => ({
+        name: 'test-context',
+        failure: 'open',
+        requestHeaders: (x) => void seen.push({ protocol: x.protocol, attributes: { ...x.attributes }, metadata: x.metadata }),
+        responseHeaders: (x) => void seen.push({ attributes: { ...x.attributes }, status: x.responseStatus }),
+      }),
+    };
+    const str = (v: string) => ({ stringValue: v });
+    const s = await open({ pipeline: { stages: ['test-context'] } }, [stage]);
+    s.send(
+      requestHeaders(
+        {},
+        {
+          attributes: { 'envoy.filters.http.ext_proc': { fields: { 'xds.route_name': str('chat'), 'source.address': str('10.0.0.7:5555') } } },
+          metadata_context: { filter_metadata: { ai_gateway: { fields: { tier: str('gold'), n: { numberValue: 3 } } } } },
+        },
+      ),
+    );
+    await s.next();
+    s.send({
+      response_headers: { headers: { headers: [{ key: ':status', raw_value: Buffer.from('201') }] }, end_of_stream: true },
+      attributes: { 'envoy.filters.http.ext_proc': { fields: { 'response.code': { numberValue: 201 } } } },
+    });
+    await s.next();
+    expect(seen[0]).toEqual({
+      protocol: { requestBodyMode: 'BUFFERED', responseBodyMode: 'BUFFERED', sendBodyWithoutWaitingForHeaderResponse: false },
+      attributes: { 'xds.route_name': 'chat', 'source.address': '10.0.0.7:5555' },
+      metadata: { ai_gateway: { tier: 'gold', n: 3 } },
+    });
+    expect(seen[1]).toEqual({ attributes: { 'xds.route_name': 'chat', 'source.address': '10.0.0.7:5555', 'response.code': 201 }, status: 201 });
+  });
+
   it('does not set clear_route_cache without a header mutation (Envoy would ignore it)', async () => {
     const stage: StageFactory<never> = {
       name: 'test-refresh-only',
