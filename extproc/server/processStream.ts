@@ -52,6 +52,19 @@ function decodeHeaders(h: PbHttpHeaders | undefined): HeaderView {
   return new HeaderView(raw);
 }
 
+/** What an answer does, for debug logs: names and sizes only, never values. */
+function describeDecision(o: PhaseOutput, override: PbProcessingMode | undefined): Record<string, string | number | boolean> {
+  const d: Record<string, string | number | boolean> = {};
+  if (o.reply) d['respond'] = o.reply.status;
+  if (o.setHeaders.size > 0) d['set_headers'] = [...o.setHeaders.keys()].join(',');
+  if (o.removeHeaders.size > 0) d['remove_headers'] = [...o.removeHeaders].join(',');
+  if (o.body !== undefined) d['body'] = o.body === null ? 'cleared' : `replaced(${o.body.length} bytes)`;
+  if (o.clearRouteCache) d['clear_route_cache'] = true;
+  if (o.metadata.size > 0) d['metadata'] = [...o.metadata.keys()].join(',');
+  if (override) d['mode_override'] = Object.entries(override).map(([k, v]) => `${k}=${v}`).join(',');
+  return d;
+}
+
 /** One ext_proc stream. */
 export class ProcessStream {
   private readonly pipeline: Pipeline;
@@ -252,11 +265,12 @@ export class ProcessStream {
 
   private finishAnswer(kind: RequestKind, out: PhaseOutput | Promise<PhaseOutput>, override?: PbProcessingMode, adjust?: (o: PhaseOutput) => void): Answer | Promise<Answer> {
     const encode = (o: PhaseOutput): Answer => {
+      if (!o.reply) adjust?.(o);
+      if (this.x.log.enabled('debug')) this.x.log.debug('decided', { kind, ...describeDecision(o, override) });
       if (o.reply) {
         this.answeredImmediately = true;
         return encodeResponse(kind, o);
       }
-      adjust?.(o);
       if (o.isEmpty && !override) return this.deps.continueFor[kind];
       return encodeResponse(kind, o, override);
     };
