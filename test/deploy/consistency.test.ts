@@ -41,9 +41,9 @@ describe('deployment files agree', async () => {
   const gateway = await loadConfigFile(join(root, gatewayConfigFile), {}, [stageCheck(builtinStages)]);
 
   it('Envoy reaches the ext_proc server at the compose service name and the port the gateway listens on, over HTTP/2', () => {
-    const c = cluster('ext_proc');
+    const c = cluster('ext_proc')!;
     expect(c).toBeDefined();
-    const [addr] = endpointsOf(c);
+    const addr = endpointsOf(c)[0]!;
     expect(addr.address).toBe('extproc');
     expect(addr.port_value).toBe(gateway.server.port);
     expect(compose.services.extproc.expose.map(String)).toContain(String(gateway.server.port));
