@@ -33,8 +33,7 @@ const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
 
 /** State of one HTTP exchange. */
 export class Exchange {
-  /** Envoy's `x-request-id` (generated here if absent), carried on every log line. */
-  requestId: string = randomUUID();
+  private id: string | undefined;
   private boundLog: Logger | undefined;
   /** When the ext_proc stream opened (ms, performance clock). */
   readonly startedAt = performance.now();
@@ -49,14 +48,10 @@ export class Exchange {
   /** The complete request body, once received. */
   requestBody: Buffer | undefined;
   responseHeaders: HeaderView | undefined;
-  /** `:status` of the upstream (or local) response. */
-  responseStatus: number | undefined;
-  /** True once the response is known to be an SSE stream (`text/event-stream`). */
-  responseIsEventStream = false;
   /** Set when the request could not be read and was passed through untouched (why, for logs). */
   uninspectable: string | undefined;
 
-  private readonly slots = new Map<Slot<unknown>, unknown>();
+  private slots: Map<Slot<unknown>, unknown> | undefined;
   private parsedJson: { value: unknown } | { error: GatewayError } | undefined;
   private responseBodyWanted = false;
 
@@ -65,17 +60,36 @@ export class Exchange {
     private readonly maxInspectBytes: number,
   ) {}
 
+  /**
+   * Envoy's `x-request-id` (generated here if absent), carried on every log line. Read lazily:
+   * a pass-through exchange that never logs never looks it up.
+   */
+  get requestId(): string {
+    return (this.id ??= this.requestHeaders?.get('x-request-id') || randomUUID());
+  }
+
+  /** `:status` of the upstream (or local) response, once its headers arrived. */
+  get responseStatus(): number | undefined {
+    const status = this.responseHeaders?.get(':status');
+    return status === undefined ? undefined : Number(status);
+  }
+
+  /** True when the response is an SSE stream (`text/event-stream`). */
+  get responseIsEventStream(): boolean {
+    return /^text\/event-stream/i.test(this.responseHeaders?.get('content-type') ?? '');
+  }
+
   /** Logger bound to the request id (built on first use: most exchanges never log). */
   get log(): Logger {
     return (this.boundLog ??= this.baseLog.child({ request_id: this.requestId }));
   }
 
   get<T>(key: Slot<T>): T | undefined {
-    return this.slots.get(key) as T | undefined;
+    return this.slots?.get(key) as T | undefined;
   }
 
   set<T>(key: Slot<T>, value: T): void {
-    this.slots.set(key, value);
+    (this.slots ??= new Map()).set(key, value);
   }
 
   /** Asks for this exchange's response body (stages with `responseBodyUse: 'on-demand'`). */

@@ -1,55 +1,55 @@
 /**
  * @module pipeline/headers
  * Read-only view of an HTTP header block as Envoy sent it: lower-case names (pseudo-headers
- * such as `:path` included), values decoded from `raw_value` bytes as UTF-8. The map is built
- * on first lookup, so a phase that never reads headers pays nothing for them.
+ * such as `:path` included) and values as bytes (`raw_value`, Envoy's default) or text. Values
+ * are decoded (UTF-8) only when asked for, and a lookup scans the small list instead of
+ * building a map: most exchanges read two or three headers, many read none.
  */
 
-/** A header as it comes off the wire. */
-export interface RawHeader {
-  readonly key: string;
-  readonly value: string;
+/** One header entry in Envoy's shape (config.core.v3.HeaderValue). */
+export interface HeaderEntry {
+  readonly key?: string;
+  readonly value?: string;
+  readonly raw_value?: Uint8Array;
+}
+
+const decoder = new TextDecoder();
+
+function valueOf(entry: HeaderEntry): string {
+  const raw = entry.raw_value;
+  if (raw && raw.length > 0) return decoder.decode(raw);
+  return entry.value ?? '';
 }
 
 /** Lower-case header name → values in arrival order. */
 export class HeaderView {
-  private map: Map<string, string[]> | undefined;
-
-  constructor(private readonly raw: readonly RawHeader[]) {}
-
-  private index(): Map<string, string[]> {
-    if (this.map) return this.map;
-    const map = new Map<string, string[]>();
-    for (const { key, value } of this.raw) {
-      const list = map.get(key);
-      if (list) list.push(value);
-      else map.set(key, [value]);
-    }
-    this.map = map;
-    return map;
-  }
+  constructor(private readonly entries: readonly HeaderEntry[]) {}
 
   /** First value of `name` (lower-case), or undefined. */
   get(name: string): string | undefined {
-    return this.index().get(name)?.[0];
+    for (const e of this.entries) if (e.key === name) return valueOf(e);
+    return undefined;
   }
 
   /** Every value of `name`. */
-  getAll(name: string): readonly string[] {
-    return this.index().get(name) ?? [];
+  getAll(name: string): string[] {
+    const out: string[] = [];
+    for (const e of this.entries) if (e.key === name) out.push(valueOf(e));
+    return out;
   }
 
   has(name: string): boolean {
-    return this.index().has(name);
+    for (const e of this.entries) if (e.key === name) return true;
+    return false;
   }
 
   /** Number of header entries (repeated names counted each time). */
   get size(): number {
-    return this.raw.length;
+    return this.entries.length;
   }
 
-  /** Header names (for diagnostics; values never leave this object unless a stage asks). */
-  names(): IterableIterator<string> {
-    return this.index().keys();
+  /** Header names in arrival order (for diagnostics; values stay here unless a stage asks). */
+  names(): string[] {
+    return this.entries.map((e) => e.key ?? '');
   }
 }

@@ -12,7 +12,7 @@ import { encodeResponse, responseKindFor } from './encode.js';
 import { ExchangeLinks } from './exchangeLinks.js';
 import { HealthService } from './health.js';
 import { ProcessStream } from './processStream.js';
-import { loadExtProcService, type PbProcessingRequest, type PbProcessingResponse, type RequestKind } from './protocol.js';
+import { loadExtProcService, type PbProcessingMode, type PbProcessingRequest, type PbProcessingResponse, type RequestKind } from './protocol.js';
 
 /** Settings of the gRPC listener. */
 export interface GrpcServerOptions {
@@ -46,6 +46,17 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
     (Object.keys(responseKindFor) as RequestKind[]).map((kind) => [kind, serialize(encodeResponse(kind, new PhaseOutput()))]),
   ) as Record<RequestKind, Buffer>;
 
+  // Pass-through answers to request headers differ only by pipeline and mode override.
+  const encoded = new WeakMap<Pipeline, Map<string, Buffer>>();
+  const encodeOnce = (p: Pipeline, override: PbProcessingMode): Buffer => {
+    let byOverride = encoded.get(p);
+    if (!byOverride) encoded.set(p, (byOverride = new Map()));
+    const key = `${override.request_body_mode}/${override.response_body_mode}/${override.response_header_mode}`;
+    let bytes = byOverride.get(key);
+    if (!bytes) byOverride.set(key, (bytes = serialize(encodeResponse('request_headers', new PhaseOutput(), override))));
+    return bytes;
+  };
+
   const server = new Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
     'grpc.max_send_message_length': options.maxMessageBytes,
@@ -63,6 +74,7 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
           pipeline,
           log,
           continueFor,
+          encodeOnce,
           maxInspectBytes: options.maxInspectBytes,
           links,
           onClosed: (s) => streams.delete(s),

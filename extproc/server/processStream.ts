@@ -10,14 +10,14 @@
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { Exchange } from '../pipeline/exchange.js';
-import { HeaderView, type RawHeader } from '../pipeline/headers.js';
+import { HeaderView } from '../pipeline/headers.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { PhaseOutput } from '../pipeline/output.js';
 import { describeError, type Logger } from '../telemetry/logger.js';
 import { encodeResponse } from './encode.js';
 import type { ExchangeLinks } from './exchangeLinks.js';
 import { requestHeadersOverride, responseHeadersOverride, wantsResponseBody, type EffectiveModes } from './modes.js';
-import { UNDECODABLE, type PbHttpHeaders, type PbProcessingMode, type PbProcessingRequest, type PbProcessingResponse, type RequestKind } from './protocol.js';
+import { UNDECODABLE, type PbHttpBody, type PbHttpHeaders, type PbProcessingMode, type PbProcessingRequest, type PbProcessingResponse, type RequestKind } from './protocol.js';
 import { structToJson } from './struct.js';
 
 /** What the adapter needs from the server. */
@@ -27,6 +27,8 @@ export interface StreamDeps {
   log: Logger;
   /** Pre-encoded plain CONTINUE answer for each kind (encoded once at start-up). */
   continueFor: Record<RequestKind, Buffer>;
+  /** The request-headers CONTINUE with `override`, encoded once per pipeline and override. */
+  encodeOnce(pipeline: Pipeline, override: PbProcessingMode): Buffer;
   /** Largest request body the gateway parses (see Exchange.requestJson). */
   maxInspectBytes: number;
   /** Joins a request's main and observability streams. */
@@ -42,14 +44,12 @@ const REQUEST_HEADERS = 1;
 const REQUEST_BODY_DONE = 2;
 const RESPONSE_HEADERS = 4;
 
-function decodeHeaders(h: PbHttpHeaders | undefined): HeaderView {
-  const list = h?.headers?.headers ?? [];
-  const raw: RawHeader[] = new Array(list.length);
-  for (let i = 0; i < list.length; i++) {
-    const hv = list[i]!;
-    raw[i] = { key: (hv.key ?? '').toLowerCase(), value: hv.raw_value ? hv.raw_value.toString('utf8') : (hv.value ?? '') };
-  }
-  return new HeaderView(raw);
+const NO_HEADERS: never[] = [];
+const EMPTY = Buffer.alloc(0);
+
+/** The header block of a message, decoded lazily (Envoy sends names lower-cased). */
+function headersOf(h: PbHttpHeaders | undefined): HeaderView {
+  return new HeaderView(h?.headers?.headers ?? NO_HEADERS);
 }
 
 /** What an answer does, for debug logs: names and sizes only, never values. */
@@ -194,7 +194,7 @@ export class ProcessStream {
    */
   private observe(kind: RequestKind, msg: PbProcessingRequest): null | Promise<null> {
     if (kind === 'request_headers') {
-      const headers = decodeHeaders(msg.request_headers);
+      const headers = headersOf(msg.request_headers);
       const requestId = headers.get('x-request-id');
       const link = requestId ? this.deps.links.acquire(requestId) : undefined;
       if (link) {
@@ -202,13 +202,12 @@ export class ProcessStream {
         this.release = link.release;
       } else {
         this.x.requestHeaders = headers;
-        if (requestId) this.x.requestId = requestId;
       }
     } else if (kind === 'response_headers' && this.x.responseHeaders === undefined) {
       this.readResponseHeaders(msg.response_headers);
     } else if (kind === 'response_body' && this.pipeline.hasObservers) {
       const body = msg.response_body;
-      const pending = this.pipeline.observe(this.x, { bytes: body?.body ?? Buffer.alloc(0), endOfStream: body?.end_of_stream === true });
+      const pending = this.pipeline.observe(this.x, { bytes: body?.body ?? EMPTY, endOfStream: body?.end_of_stream === true });
       if (pending) return pending.then(() => null);
     }
     return null;
@@ -245,11 +244,11 @@ export class ProcessStream {
       case 'request_headers':
         return this.onRequestHeaders(msg.request_headers);
       case 'request_body':
-        return this.onRequestBody(msg.request_body?.body ?? Buffer.alloc(0), msg.request_body?.end_of_stream === true);
+        return this.onRequestBody(msg.request_body);
       case 'response_headers':
         return this.onResponseHeaders(msg.response_headers);
       case 'response_body':
-        return this.onResponseBody(msg.response_body?.body ?? Buffer.alloc(0), msg.response_body?.end_of_stream === true);
+        return this.onResponseBody(msg.response_body);
       default:
         return this.deps.continueFor[kind];
     }
@@ -280,23 +279,26 @@ export class ProcessStream {
   private onRequestHeaders(h: PbHttpHeaders | undefined): Answer | Promise<Answer> {
     if (this.seen & REQUEST_HEADERS) return this.outOfOrder('request_headers');
     this.seen |= REQUEST_HEADERS;
-    const headers = decodeHeaders(h);
-    this.x.requestHeaders = headers;
-    const requestId = headers.get('x-request-id');
-    if (requestId) this.x.requestId = requestId;
+    this.x.requestHeaders = headersOf(h);
     if (this.pipeline.hasObservers) this.release = this.deps.links.register(this.x, () => void this.pipeline.finish(this.x));
     if (h?.end_of_stream) this.seen |= REQUEST_BODY_DONE;
     const override = requestHeadersOverride(this.pipeline.needs, this.x.protocol, this.modes);
-    if (!this.pipeline.has('requestHeaders') && !override) return this.deps.continueFor.request_headers;
+    if (!this.pipeline.has('requestHeaders')) {
+      // Depends only on the pipeline and Envoy's modes: encode once per combination.
+      if (!override) return this.deps.continueFor.request_headers;
+      return this.deps.encodeOnce(this.pipeline, override);
+    }
     return this.finishAnswer('request_headers', this.pipeline.run('requestHeaders', this.x), override);
   }
 
-  private onRequestBody(bytes: Buffer, endOfStream: boolean): Answer | Promise<Answer> {
+  private onRequestBody(msg: PbHttpBody | undefined): Answer | Promise<Answer> {
+    const endOfStream = msg?.end_of_stream === true;
     if (!(this.seen & REQUEST_HEADERS) || this.seen & REQUEST_BODY_DONE) return this.outOfOrder('request_body');
     if (!this.pipeline.has('requestBody')) {
       if (endOfStream) this.seen |= REQUEST_BODY_DONE;
       return this.deps.continueFor.request_body;
     }
+    const bytes = msg?.body ?? EMPTY;
     if (!endOfStream) {
       // Envoy was not switched to BUFFERED (allow_mode_override off?): collect the chunks; the
       // stages see the whole body at the end, but earlier chunks are already upstream.
@@ -336,16 +338,15 @@ export class ProcessStream {
   }
 
   private readResponseHeaders(h: PbHttpHeaders | undefined): HeaderView {
-    const headers = decodeHeaders(h);
+    const headers = headersOf(h);
     this.x.responseHeaders = headers;
-    this.x.responseStatus = Number(headers.get(':status') ?? 0);
-    this.x.responseIsEventStream = (headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream');
     return headers;
   }
 
-  private onResponseBody(bytes: Buffer, endOfStream: boolean): Answer | Promise<Answer> {
+  private onResponseBody(msg: PbHttpBody | undefined): Answer | Promise<Answer> {
     if (!(this.seen & RESPONSE_HEADERS)) return this.outOfOrder('response_body');
     if (!this.pipeline.has('responseBody') || !wantsResponseBody(this.pipeline.needs, this.x)) return this.deps.continueFor.response_body;
-    return this.finishAnswer('response_body', this.pipeline.run('responseBody', this.x, { bytes, endOfStream }));
+    const chunk = { bytes: msg?.body ?? EMPTY, endOfStream: msg?.end_of_stream === true };
+    return this.finishAnswer('response_body', this.pipeline.run('responseBody', this.x, chunk));
   }
 }
