@@ -6,9 +6,8 @@
 import { loadConfigFile, type ConfigCheck } from './config/load.js';
 import type { GatewayConfig } from './config/schema.js';
 import { watchFile, type StopWatching } from './config/watch.js';
-import type { Pipeline } from './pipeline/pipeline.js';
 import { startExtProcServer, type ExtProcServer } from './server/grpcServer.js';
-import { buildPipeline, builtinStages, stageCheck, type StageRegistry } from './stages/registry.js';
+import { buildPipelines, builtinStages, stageCheck, type Pipelines, type StageRegistry } from './stages/registry.js';
 import { createLogger, type LogSink, type Logger } from './telemetry/logger.js';
 
 /** How to start a gateway. */
@@ -45,11 +44,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const checks: ConfigCheck[] = [stageCheck(registry)];
   let config = options.config;
   let log: Logger = createLogger(config.logging.level, options.logSink);
-  let pipeline: Pipeline = buildPipeline(config, registry, { log });
+  let pipelines: Pipelines = buildPipelines(config, registry, { log });
 
   const server = await startExtProcServer(
     { ...config.server, maxInspectBytes: config.pipeline.maxInspectBytes, observerLingerMs: config.pipeline.observerLingerMs },
-    () => pipeline,
+    (role) => pipelines[role],
     // Streams log through this indirection so a reload's new level applies to new streams.
     new Proxy({} as Logger, { get: (_t, key) => log[key as keyof Logger] }),
   );
@@ -57,13 +56,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const apply = (next: GatewayConfig): void => {
     const nextLog = createLogger(next.logging.level, options.logSink);
-    const nextPipeline = buildPipeline(next, registry, { log: nextLog });
+    const nextPipelines = buildPipelines(next, registry, { log: nextLog });
     if (JSON.stringify(next.server) !== JSON.stringify(config.server)) {
       nextLog.warn('server settings changed; they take effect after a restart');
     }
     config = next;
     log = nextLog;
-    pipeline = nextPipeline;
+    pipelines = nextPipelines;
   };
 
   const reloadFromFile = async (): Promise<boolean> => {

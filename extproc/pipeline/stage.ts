@@ -11,6 +11,9 @@ import type { Exchange } from './exchange.js';
 import type { PhaseOutput } from './output.js';
 import type { BodyChunk } from './phases.js';
 
+/** The ext_proc filter instance a stream comes from (see envoy/envoy.yaml). */
+export type FilterRole = 'router' | 'attempt';
+
 /** What a handler returns: nothing, synchronously or once its I/O is done. */
 export type StepResult = void | Promise<void>;
 
@@ -36,6 +39,13 @@ export interface Stage {
    * per chunk. Default `mutate`.
    */
   readonly responseBodyAccess?: 'mutate' | 'observe';
+
+  /**
+   * Which ext_proc filter the stage runs on: `router` (the HCM filter, once per request; the
+   * default) or `attempt` (the upstream filter on a provider cluster, once per upstream try,
+   * where per-provider translation and credentials belong).
+   */
+  readonly filter?: FilterRole;
 
   /** Request headers (every exchange; Envoy always sends them). */
   requestHeaders?(x: Exchange, out: PhaseOutput): StepResult;

@@ -6,6 +6,7 @@
  */
 import { Server, ServerCredentials, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Pipeline } from '../pipeline/pipeline.js';
+import type { FilterRole } from '../pipeline/stage.js';
 import { PhaseOutput } from '../pipeline/output.js';
 import type { Logger } from '../telemetry/logger.js';
 import { encodeResponse, responseKindFor } from './encode.js';
@@ -38,8 +39,8 @@ export interface ExtProcServer {
 
 const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
 
-/** Starts the server; `pipeline()` is read at each stream's start, so reloads never touch streams in flight. */
-export async function startExtProcServer(options: GrpcServerOptions, pipeline: () => Pipeline, log: Logger): Promise<ExtProcServer> {
+/** Starts the server; `pipeline(role)` is read at each stream's start, so reloads never touch streams in flight. */
+export async function startExtProcServer(options: GrpcServerOptions, pipeline: (role: FilterRole) => Pipeline, log: Logger): Promise<ExtProcServer> {
   const service = loadExtProcService();
   const serialize = service['Process']!.responseSerialize;
   const continueFor = Object.fromEntries(

@@ -12,6 +12,7 @@ import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { Exchange } from '../pipeline/exchange.js';
 import { HeaderView } from '../pipeline/headers.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
+import type { FilterRole } from '../pipeline/stage.js';
 import type { PhaseOutput } from '../pipeline/output.js';
 import { describeError, type Logger } from '../telemetry/logger.js';
 import { encodeResponse } from './encode.js';
@@ -22,8 +23,8 @@ import { structToJson } from './struct.js';
 
 /** What the adapter needs from the server. */
 export interface StreamDeps {
-  /** The pipeline of the config generation in force when the stream opens. */
-  pipeline(): Pipeline;
+  /** The pipeline for a filter role, of the config generation in force when the stream opens. */
+  pipeline(role: FilterRole): Pipeline;
   log: Logger;
   /** Pre-encoded plain CONTINUE answer for each kind (encoded once at start-up). */
   continueFor: Record<RequestKind, Buffer>;
@@ -52,16 +53,29 @@ function headersOf(h: PbHttpHeaders | undefined): HeaderView {
   return new HeaderView(h?.headers?.headers ?? NO_HEADERS);
 }
 
+/**
+ * Which ext_proc filter opened the stream. envoy/envoy.yaml tags the per-attempt upstream filter
+ * with gRPC initial metadata `x-gateway-filter: attempt` (GrpcService.initial_metadata); the
+ * HCM filter sends none.
+ */
+function roleOf(call: Call): FilterRole {
+  return call.metadata.get(FILTER_ROLE_METADATA)[0] === 'attempt' ? 'attempt' : 'router';
+}
+
+/** gRPC metadata key naming the filter role. */
+export const FILTER_ROLE_METADATA = 'x-gateway-filter';
+
 /** What an answer does, for debug logs: names and sizes only, never values. */
-function describeDecision(o: PhaseOutput, override: PbProcessingMode | undefined): Record<string, string | number | boolean> {
+function describeDecision(o: PhaseOutput | undefined, override: PbProcessingMode | undefined): Record<string, string | number | boolean> {
   const d: Record<string, string | number | boolean> = {};
+  if (override) d['mode_override'] = Object.entries(override).map(([k, v]) => `${k}=${v}`).join(',');
+  if (!o) return d;
   if (o.reply) d['respond'] = o.reply.status;
   if (o.setHeaders.size > 0) d['set_headers'] = [...o.setHeaders.keys()].join(',');
   if (o.removeHeaders.size > 0) d['remove_headers'] = [...o.removeHeaders].join(',');
   if (o.body !== undefined) d['body'] = o.body === null ? 'cleared' : `replaced(${o.body.length} bytes)`;
   if (o.clearRouteCache) d['clear_route_cache'] = true;
   if (o.metadata.size > 0) d['metadata'] = [...o.metadata.keys()].join(',');
-  if (override) d['mode_override'] = Object.entries(override).map(([k, v]) => `${k}=${v}`).join(',');
   return d;
 }
 
@@ -88,8 +102,9 @@ export class ProcessStream {
     private readonly call: Call,
     private readonly deps: StreamDeps,
   ) {
-    this.pipeline = deps.pipeline();
-    this.x = new Exchange(deps.log, deps.maxInspectBytes);
+    const role = roleOf(call);
+    this.pipeline = deps.pipeline(role);
+    this.x = new Exchange(role === 'router' ? deps.log : deps.log.child({ filter: role }), deps.maxInspectBytes);
     call.on('data', (msg: PbProcessingRequest) => this.onMessage(msg));
     // Envoy half-closes, then cancels (client_impl.cc close()); both are normal ends.
     call.on('end', () => {
@@ -286,6 +301,7 @@ export class ProcessStream {
     if (!this.pipeline.has('requestHeaders')) {
       // Depends only on the pipeline and Envoy's modes: encode once per combination.
       if (!override) return this.deps.continueFor.request_headers;
+      if (this.x.log.enabled('debug')) this.x.log.debug('decided', { kind: 'request_headers', ...describeDecision(undefined, override) });
       return this.deps.encodeOnce(this.pipeline, override);
     }
     return this.finishAnswer('request_headers', this.pipeline.run('requestHeaders', this.x), override);

@@ -6,7 +6,7 @@ import type { GatewayConfig, StageEntry } from '../config/schema.js';
 import type { ConfigCheck } from '../config/load.js';
 import { formatPath } from '../config/path.js';
 import { Pipeline } from '../pipeline/pipeline.js';
-import type { StageDeps, StageFactory } from '../pipeline/stage.js';
+import type { FilterRole, StageDeps, StageFactory } from '../pipeline/stage.js';
 import { parseRequestStage } from './parseRequest.js';
 
 /** Stage name → factory. */
@@ -71,10 +71,17 @@ export function stageCheck(registry: StageRegistry): ConfigCheck {
   };
 }
 
-/** Builds the pipeline for a (validated) config. */
-export function buildPipeline(config: GatewayConfig, registry: StageRegistry, deps: StageDeps): Pipeline {
+/** The pipelines of one config generation, one per ext_proc filter role. */
+export type Pipelines = Readonly<Record<FilterRole, Pipeline>>;
+
+/** Builds the pipelines for a (validated) config: each stage joins the filter it runs on. */
+export function buildPipelines(config: GatewayConfig, registry: StageRegistry, deps: StageDeps): Pipelines {
   const r = resolve(config, registry);
   if (r.length > 0 && typeof r[0] === 'string') throw new Error((r as string[]).join('\n'));
   const stages = (r as { factory: StageFactory<never>; options: unknown }[]).map(({ factory, options }) => factory.create(options as never, deps));
-  return new Pipeline(stages, config.pipeline.onInvalidRequest, config.pipeline.streamObserver);
+  const { onInvalidRequest, streamObserver } = config.pipeline;
+  return {
+    router: new Pipeline(stages.filter((s) => (s.filter ?? 'router') === 'router'), onInvalidRequest, streamObserver),
+    attempt: new Pipeline(stages.filter((s) => s.filter === 'attempt'), onInvalidRequest, false),
+  };
 }

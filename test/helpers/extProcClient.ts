@@ -29,15 +29,17 @@ export interface TestStream {
 }
 
 /** A client connected to `127.0.0.1:port`. */
-export function connect(port: number, options: Record<string, number> = {}): { open(): TestStream; close(): void } {
+export function connect(port: number, options: Record<string, number> = {}): { open(metadata?: Record<string, string>): TestStream; close(): void } {
   const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure(), options);
   return {
-    open() {
+    open(metadata = {}) {
+      const md = new Metadata();
+      for (const [k, v] of Object.entries(metadata)) md.set(k, v);
       const call: ClientDuplexStream<Record<string, unknown> | Buffer, Response> = client.makeBidiStreamRequest(
         method.path,
         (v: Record<string, unknown> | Buffer) => (Buffer.isBuffer(v) ? v : method.requestSerialize(v)),
         (b: Buffer) => method.responseDeserialize(b) as Response,
-        new Metadata(),
+        md,
       );
       const answers: Response[] = [];
       const waiters: ((r: Response) => void)[] = [];

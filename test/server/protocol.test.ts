@@ -184,6 +184,17 @@ describe('with stages', () => {
     expect(seen[1]).toEqual({ attributes: { 'xds.route_name': 'chat', 'source.address': '10.0.0.7:5555', 'response.code': 201 }, status: 201 });
   });
 
+  it('runs router stages only on the router filter: a per-attempt upstream stream (x-gateway-filter: attempt) asks for nothing', async () => {
+    const s = await open({ pipeline: { stages: ['test-mutate'] } }, [mutateStage]);
+    const attempt = client!.open({ 'x-gateway-filter': 'attempt' });
+    attempt.send({ ...requestHeaders(), protocol_config: { request_body_mode: 'NONE', response_body_mode: 'NONE' } });
+    const r = await attempt.next();
+    expect(r.request_headers.response).toBeUndefined(); // test-mutate did not run
+    expect(r.mode_override).toEqual({ request_body_mode: 'NONE', response_body_mode: 'NONE', response_header_mode: 'SKIP' });
+    s.send(requestHeaders());
+    expect(setHeadersOf((await s.next()).request_headers.response)).toEqual({ 'x-gateway-cluster': 'openai' });
+  });
+
   it('does not set clear_route_cache without a header mutation (Envoy would ignore it)', async () => {
     const stage: StageFactory<never> = {
       name: 'test-refresh-only',
