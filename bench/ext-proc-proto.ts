@@ -1,5 +1,7 @@
 // Loads the ext_proc v3 service definition from the repository's protos with the options the
-// project uses everywhere, and declares the few message shapes the bench touches.
+// project uses everywhere, and declares the few message shapes the bench touches. Independent of
+// extproc/server on purpose: the floor server and the Envoy-like driver must not share the
+// gateway's code, or the comparison would measure our code against itself.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';

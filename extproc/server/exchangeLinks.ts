@@ -5,10 +5,10 @@
  * (response chunks for observers). Both carry the same `x-request-id`.
  *
  * Order on Envoy's side: the main filter's request phases finish before the decode path reaches
- * the second filter; with nothing more to ask for, Envoy closes the main stream right away
- * (ext_proc_stream_close_optimization, envoy-ext-proc-facts.md §2.1) — before the observability
- * stream opens. So a released exchange lingers briefly for its observer; `finish` hooks run once,
- * when the last holder is done or the linger ends without an observer.
+ * the second filter. When the main filter expects nothing more, Envoy may close its stream right
+ * away (ext_proc_stream_close_optimization, envoy-ext-proc-facts.md §2.1) — before the
+ * observability stream opens. So a released exchange lingers briefly for its observer; `finish`
+ * hooks run once, when the last holder is done or the linger ends without an observer.
  */
 import type { Exchange } from '../pipeline/exchange.js';
 

@@ -59,7 +59,7 @@ describe('npm run demo', () => {
     });
     expect(out).toContain('access log: attempts=3');
     expect(out).toContain('attempt 3 → ');
-    expect(out).toContain('3 streams, 6 messages sent, 6 answers received');
+    expect(out).toContain('3 streams, 3 messages sent, 3 answers received'); // request headers only per try
     expect(out).toContain('retry-after: 2');
 
     // The stand-in's view is printed for each call, and the run ends with the summary.

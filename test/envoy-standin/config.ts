@@ -78,6 +78,11 @@ export interface ExtProcConfig {
   observabilityMode: boolean;
   deferredCloseTimeoutMs: number;
   statusOnError: number;
+  /**
+   * ExternalProcessor.stat_prefix: "distinguish emitted statistics between configured ext_proc
+   * filters in an HTTP filter chain"; '' when unset.
+   */
+  statPrefix: string;
 }
 
 export interface HeaderMutationOp {
@@ -144,6 +149,8 @@ export interface AccessLogConfig {
 export interface HcmConfig {
   routeConfigName: string;
   virtualHosts: VirtualHostConfig[];
+  /** RouteConfiguration.internal_only_headers, lower-cased: stripped from external requests. */
+  internalOnlyHeaders: string[];
   httpFilters: HttpFilterConfig[];
   accessLogs: AccessLogConfig[];
   generateRequestId: boolean;
@@ -175,6 +182,11 @@ export interface ClusterConfig {
   protocol: 'http1' | 'http2';
   http2KeepaliveIntervalMs?: number;
   http2KeepaliveTimeoutMs?: number;
+  /**
+   * HttpProtocolOptions.common_http_protocol_options.max_requests_per_connection; 0 = no limit
+   * (the proto: "If not specified, there is no limit").
+   */
+  maxRequestsPerConnection: number;
   /** Upstream HTTP filters without the terminal upstream_codec. */
   upstreamFilters: HttpFilterConfig[];
   tls: boolean;
@@ -399,6 +411,13 @@ function parseHcm(r: Reader): HcmConfig {
   if (!rc) throw new UnsupportedConfigError(`${r.at('route_config')}: required (rds is not supported)`);
   const routeConfigName = rc.str('name') ?? '';
   const virtualHosts = rc.children('virtual_hosts').map(parseVirtualHost);
+  // route.proto RouteConfiguration.internal_only_headers: "If they are found on external requests
+  // they will be cleaned prior to filter invocation" (applied in standin.ts mutateRequestHeaders).
+  const internalOnlyHeaders = rc.strings('internal_only_headers').map((h, i) => {
+    // PGV: well_known_regex HTTP_HEADER_NAME (strict: false).
+    if (!/^[^\0\r\n]+$/.test(h)) throw new UnsupportedConfigError(`${rc.at('internal_only_headers')}[${i}]: invalid header name`);
+    return h.toLowerCase();
+  });
   rc.done();
   const httpFilters = r.children('http_filters').map((f) => parseHttpFilter(f, false));
   if (httpFilters.length === 0 || httpFilters[httpFilters.length - 1]!.type !== 'router') {
@@ -408,7 +427,7 @@ function parseHcm(r: Reader): HcmConfig {
     throw new UnsupportedConfigError(`${r.at('http_filters')}: only ext_proc filters followed by the router are supported`);
   }
   r.done();
-  return { routeConfigName, virtualHosts, httpFilters, accessLogs, generateRequestId };
+  return { routeConfigName, virtualHosts, internalOnlyHeaders, httpFilters, accessLogs, generateRequestId };
 }
 
 function parseAccessLog(r: Reader): AccessLogConfig {
@@ -725,6 +744,7 @@ function parseExtProc(t: Reader): ExtProcConfig {
     observabilityMode: t.bool('observability_mode'),
     deferredCloseTimeoutMs: t.durationMs('deferred_close_timeout') ?? 5000,
     statusOnError,
+    statPrefix: t.str('stat_prefix') ?? '',
   };
   if (cfg.observabilityMode) {
     // ext_proc.proto: observability mode supports only STREAMED / NONE bodies.
@@ -733,7 +753,6 @@ function parseExtProc(t: Reader): ExtProcConfig {
       if (m !== 'NONE' && m !== 'STREAMED') throw new UnsupportedConfigError(`${t.path}: observability_mode with ${k} ${m} is not supported`);
     }
   }
-  t.ignore('stat_prefix', 'stats are counted in Standin.stats without Envoy stat names');
   return cfg;
 }
 
@@ -786,11 +805,25 @@ function parseCluster(r: Reader): ClusterConfig {
   let protocol: 'http1' | 'http2' = 'http1';
   let http2KeepaliveIntervalMs: number | undefined;
   let http2KeepaliveTimeoutMs: number | undefined;
+  let maxRequestsPerConnection = 0;
   let upstreamFilters: HttpFilterConfig[] = [];
   const teo = r.child('typed_extension_protocol_options');
   if (teo) {
     const key = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
     const po = teo.typed(key, key);
+    const common = po.child('common_http_protocol_options');
+    if (common) {
+      // protocol.proto HttpProtocolOptions.max_requests_per_connection (UInt32Value): "Optional
+      // maximum requests for both upstream and downstream connections. If not specified, there is
+      // no limit." Applied by extProcClient.ts to gRPC clusters; upstream HTTP/1 requests already
+      // get one connection each in the stand-in (upstream.ts, agent: false), within any limit.
+      const n = common.num('max_requests_per_connection');
+      if (n !== undefined && (!Number.isInteger(n) || n < 0 || n > 0xffffffff)) {
+        throw new UnsupportedConfigError(`${common.at('max_requests_per_connection')}: expected a uint32`);
+      }
+      maxRequestsPerConnection = n ?? 0;
+      common.done();
+    }
     const ehc = po.child('explicit_http_config');
     if (!ehc) throw new UnsupportedConfigError(`${po.at('explicit_http_config')}: required (auto_config/use_downstream_protocol_config are not supported)`);
     const h1 = ehc.child('http_protocol_options');
@@ -881,6 +914,7 @@ function parseCluster(r: Reader): ClusterConfig {
     protocol,
     http2KeepaliveIntervalMs,
     http2KeepaliveTimeoutMs,
+    maxRequestsPerConnection,
     upstreamFilters,
     tls,
     bufferLimitBytes,

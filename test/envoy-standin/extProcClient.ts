@@ -7,6 +7,15 @@
  *
  * One grpc-js channel per (cluster, authority), with the cluster's HTTP/2 keepalive; the cluster's
  * circuit breaker (max_requests) bounds concurrent streams: an overflow fails the stream at start.
+ *
+ * Each channel is one HTTP/2 connection ('grpc.use_local_subchannel_pool', so channels do not share
+ * a subchannel). With `common_http_protocol_options.max_requests_per_connection` N the connection
+ * pool does what source/common/conn_pool/conn_pool_base.cc does: ConnPoolImplBase::
+ * attachStreamToClient decrements the client's remaining_streams_ and at 0 ("maximum streams per
+ * connection, start draining") counts upstream_cx_max_requests and moves the client to Draining —
+ * later streams go to a new connection; onStreamClosed closes a Draining client once its last
+ * stream is gone. (Envoy's pool is per cluster host; the stand-in keeps one per authority as well,
+ * which is the same for the shipped config, where every filter uses the default authority.)
  */
 import * as grpc from '@grpc/grpc-js';
 import type { ClusterConfig, GrpcServiceConfig } from './config.js';
@@ -29,8 +38,21 @@ export interface SideStream {
 
 type ProcessFn = (md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientDuplexStream<ProcessingRequest, ProcessingResponse>;
 
+/** One HTTP/2 connection (a grpc-js channel with its own subchannel) of a pool. */
+interface PooledConnection {
+  readonly client: grpc.Client;
+  /** Streams it may still carry (Infinity without max_requests_per_connection). */
+  remaining: number;
+  active: number;
+  draining: boolean;
+  closed: boolean;
+}
+
 export class ExtProcClients {
-  private readonly clients = new Map<string, grpc.Client>();
+  /** The connection new streams go to, per (cluster, authority). */
+  private readonly current = new Map<string, PooledConnection>();
+  /** Every connection not yet closed (current and draining). */
+  private readonly open = new Set<PooledConnection>();
   private readonly active = new Map<string, number>();
 
   constructor(
@@ -38,28 +60,52 @@ export class ExtProcClients {
     private readonly stats: StandinStats,
   ) {}
 
-  private clientFor(svc: GrpcServiceConfig): grpc.Client {
+  /** A connection with room for one more stream (a new one when the current one drains). */
+  private connectionFor(svc: GrpcServiceConfig): PooledConnection {
     const key = `${svc.clusterName}\u0000${svc.authority}`;
-    let c = this.clients.get(key);
-    if (!c) {
+    let c = this.current.get(key);
+    if (!c || c.draining) {
       const cluster = this.clusters.get(svc.clusterName)!;
-      const ep = cluster.priorities[0]?.[0];
-      if (!ep) throw new Error(`stand-in: cluster ${svc.clusterName} has no endpoint`);
-      const host = ep.host.includes(':') ? `[${ep.host}]` : ep.host;
-      const options: grpc.ChannelOptions = {
-        'grpc.default_authority': svc.authority,
-        'grpc.max_receive_message_length': -1,
-        'grpc.max_send_message_length': -1,
-        'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 1000,
-      };
-      if (cluster.http2KeepaliveIntervalMs) options['grpc.keepalive_time_ms'] = cluster.http2KeepaliveIntervalMs;
-      if (cluster.http2KeepaliveTimeoutMs) options['grpc.keepalive_timeout_ms'] = cluster.http2KeepaliveTimeoutMs;
-      const Ctor = extProcClientConstructor();
-      c = new Ctor(`${host}:${ep.port}`, grpc.credentials.createInsecure(), options);
-      this.clients.set(key, c);
+      const limit = cluster.maxRequestsPerConnection;
+      c = { client: this.newClient(svc), remaining: limit > 0 ? limit : Infinity, active: 0, draining: false, closed: false };
+      this.current.set(key, c);
+      this.open.add(c);
+      this.stats.inc(`cluster.${svc.clusterName}.upstream_cx_total`);
     }
     return c;
+  }
+
+  private newClient(svc: GrpcServiceConfig): grpc.Client {
+    const cluster = this.clusters.get(svc.clusterName)!;
+    const ep = cluster.priorities[0]?.[0];
+    if (!ep) throw new Error(`stand-in: cluster ${svc.clusterName} has no endpoint`);
+    const host = ep.host.includes(':') ? `[${ep.host}]` : ep.host;
+    const options: grpc.ChannelOptions = {
+      'grpc.default_authority': svc.authority,
+      'grpc.max_receive_message_length': -1,
+      'grpc.max_send_message_length': -1,
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+      // A channel of its own per connection: with the global pool, channels with the same target
+      // and options share one subchannel, i.e. one HTTP/2 connection.
+      'grpc.use_local_subchannel_pool': 1,
+    };
+    if (cluster.http2KeepaliveIntervalMs) options['grpc.keepalive_time_ms'] = cluster.http2KeepaliveIntervalMs;
+    if (cluster.http2KeepaliveTimeoutMs) options['grpc.keepalive_timeout_ms'] = cluster.http2KeepaliveTimeoutMs;
+    const Ctor = extProcClientConstructor();
+    return new Ctor(`${host}:${ep.port}`, grpc.credentials.createInsecure(), options);
+  }
+
+  /** ConnPoolImplBase::onStreamClosed: a draining connection closes with its last stream. */
+  private streamClosed(c: PooledConnection, clusterName: string): void {
+    c.active--;
+    if (c.draining && c.active === 0 && !c.closed) {
+      c.closed = true;
+      this.open.delete(c);
+      this.stats.inc(`cluster.${clusterName}.upstream_cx_destroy_local`);
+      // After the cancel above was written: grpc-js closes the session gracefully.
+      setImmediate(() => c.client.close());
+    }
   }
 
   /** Opens a stream, or returns an error status when the cluster's circuit breaker overflows. */
@@ -75,13 +121,22 @@ export class ExtProcClients {
     for (const [k, v] of svc.initialMetadata) md.add(k, v);
     const opts: grpc.CallOptions = {};
     if (svc.timeoutMs) opts.deadline = Date.now() + svc.timeoutMs;
-    const client = this.clientFor(svc) as unknown as { Process: ProcessFn };
+    const conn = this.connectionFor(svc);
+    // ConnPoolImplBase::attachStreamToClient.
+    conn.remaining--;
+    conn.active++;
+    if (conn.remaining === 0) {
+      this.stats.inc(`cluster.${svc.clusterName}.upstream_cx_max_requests`);
+      conn.draining = true;
+    }
+    const client = conn.client as unknown as { Process: ProcessFn };
     const call = client.Process(md, opts);
     let closed = false;
     const release = () => {
       if (closed) return;
       closed = true;
       this.active.set(svc.clusterName, (this.active.get(svc.clusterName) ?? 1) - 1);
+      this.streamClosed(conn, svc.clusterName);
     };
     call.on('data', (resp: ProcessingResponse) => {
       if (!closed) h.onMessage(resp);
@@ -112,7 +167,8 @@ export class ExtProcClients {
   }
 
   close(): void {
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
+    for (const c of this.open) c.client.close();
+    this.open.clear();
+    this.current.clear();
   }
 }

@@ -157,7 +157,14 @@ export class ExtProcFilter implements StreamFilter {
     this.decoding.setProcessingMode(config.processingMode);
     this.encoding.setProcessingMode(config.processingMode);
     this.checker = new MutationChecker(config.mutationRules);
-    this.statPrefix = cb.isUpstream ? 'upstream_ext_proc.' : 'ext_proc.';
+    // FilterConfig::generateStats: StrCat(prefix, "ext_proc.", config.stat_prefix()), each
+    // counter then joined with statPrefixJoin (envoy/stats/stats_macros.h: a "." in between unless
+    // the prefix is empty or already ends with one) — so stat_prefix "observer" counts under
+    // `ext_proc.observer.streams_started`. (`upstream_ext_proc.` for upstream filters is the
+    // stand-in's own name, to keep them apart.)
+    const base = cb.isUpstream ? 'upstream_ext_proc.' : 'ext_proc.';
+    const sp = config.statPrefix;
+    this.statPrefix = sp === '' ? base : sp.endsWith('.') ? base + sp : `${base}${sp}.`;
   }
 
   private stat(name: string): void {

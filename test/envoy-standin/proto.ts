@@ -6,6 +6,9 @@
  * property naming the set member, bytes are Buffers, enums are names (or numbers when unknown).
  *
  * Also converts google.protobuf.Struct <-> plain JSON, and envoy.type.v3.StatusCode names <-> codes.
+ *
+ * Deliberately independent of extproc/server (protocol.ts, struct.ts): the stand-in plays Envoy,
+ * the other side of the wire, so a decoding bug in the server must not be mirrored here.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -92,9 +92,17 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-en
  * hop-by-hop headers and a client's x-envoy-internal go; since use_remote_address is not set no
  * request is "internal", so cleanInternalHeaders always runs (facts §3.3); x-forwarded-proto and
  * x-request-id are added when missing.
+ *
+ * Internal means `allow_trusted_address_checks && isInternalAddress(final_remote_address)`, and
+ * allow_trusted_address_checks is only set with use_remote_address (or an original-IP detection
+ * extension); the stand-in refuses both, so every request is external. cleanInternalHeaders
+ * (conn_manager_utility.cc) then also removes each of the route config's internal_only_headers:
+ * `for (const LowerCaseString& header : internal_only_headers) request_headers.remove(header);`
+ * (route.proto RouteConfiguration.internal_only_headers: "If they are found on external requests
+ * they will be cleaned prior to filter invocation"). A filter (ext_proc) can still set them.
  */
 function mutateRequestHeaders(h: HeaderMap, hcm: HcmConfig): void {
-  for (const n of [...HOP_BY_HOP, 'x-envoy-internal', ...INTERNAL_HEADERS]) h.remove(n);
+  for (const n of [...HOP_BY_HOP, 'x-envoy-internal', ...INTERNAL_HEADERS, ...hcm.internalOnlyHeaders]) h.remove(n);
   if (!h.has('x-forwarded-proto')) h.set('x-forwarded-proto', 'http');
   if (hcm.generateRequestId && !h.has('x-request-id')) h.set('x-request-id', crypto.randomUUID());
 }

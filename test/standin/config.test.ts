@@ -44,6 +44,9 @@ describe('the shipped envoy/envoy.yaml', () => {
     expect(e.mutationRules.allow_envoy).toBe(true);
     expect(e.receivingNamespaces).toEqual(['ai_gateway']);
 
+    // A client must not pick the cluster (route_config.internal_only_headers).
+    expect(l.hcm.internalOnlyHeaders).toEqual(['x-gateway-cluster']);
+
     const routes = l.hcm.virtualHosts[0]!.routes;
     expect(routes.map((r) => r.name)).toEqual(['chat_completions_pinned', 'messages_pinned', 'chat_completions_chain', 'messages_chain']);
     expect(routes[0]!.clusterHeader).toBe('x-gateway-cluster');
@@ -59,6 +62,9 @@ describe('the shipped envoy/envoy.yaml', () => {
     expect(chain.priorities.map((p) => p.map((ep) => ep.metadata.ai_gateway!.provider))).toEqual([['openai'], ['anthropic'], ['mistral']]);
     expect(chain.upstreamFilters.map((f) => f.type)).toEqual(['ext_proc', 'header_mutation']);
     expect(cfg.clusters.get('ext_proc')!.protocol).toBe('http2');
+    // Under Node's HTTP/2 reset-flood limit (~1000 resets per connection).
+    expect(cfg.clusters.get('ext_proc')!.maxRequestsPerConnection).toBe(900);
+    expect(cfg.clusters.get('llm_chain')!.maxRequestsPerConnection).toBe(0); // no limit
     for (const p of ['openai', 'anthropic', 'mistral']) expect(cfg.clusters.get(p)!.tls).toBe(true);
   });
 
@@ -103,6 +109,11 @@ describe('refusing what is not implemented', () => {
     refuse((d) => (hcmOf(d).use_remote_address = true), /typed_config\.use_remote_address/);
     refuse((d) => (hcmOf(d).route_config.virtual_hosts[0].routes[2].route.retry_policy.rate_limited_retry_back_off = {}), /retry_policy\.rate_limited_retry_back_off/);
     refuse((d) => (d.overload_manager = {}), 'bootstrap.overload_manager');
+    refuse(
+      (d) => (clusterOf(d, 'ext_proc').typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions'].common_http_protocol_options.idle_timeout = '1s'),
+      /common_http_protocol_options\.idle_timeout/,
+    );
+    refuse((d) => (hcmOf(d).route_config.response_headers_to_remove = ['server']), /route_config\.response_headers_to_remove/);
   });
 
   it('refuses FULL_DUPLEX_STREAMED, trailer SEND, unknown attributes, operators and filters', () => {

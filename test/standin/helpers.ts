@@ -35,8 +35,11 @@ export class ScriptedStream {
   private closedResolve!: () => void;
   /** Resolves when the client cancelled or half-closed and the call ended. */
   readonly closed = new Promise<void>((r) => (this.closedResolve = r));
+  /** host:port of the client's HTTP/2 connection, read on arrival (grpc-js forgets it once closed). */
+  readonly peer: string;
 
   constructor(readonly call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>) {
+    this.peer = call.getPeer();
     call.on('data', (m: ProcessingRequest) => {
       this.received.push(m);
       this.wake();

@@ -371,15 +371,42 @@ describe('routing', () => {
     expect(none.status).toBe(404);
   });
 
-  it('follows a client-sent x-gateway-cluster unless the processor removes it', async () => {
-    // Documents why the server must strip the header: with route_cache_action CLEAR, removing it
-    // in any header mutation sends the request back to the chain.
-    const strip: Hook = (m: ProcessingRequest) =>
-      m.request === 'request_headers' ? { request_headers: { response: { header_mutation: { remove_headers: ['x-gateway-cluster'] } } } } : undefined;
-    const { envoy, up } = await shipped({ providers: {}, downstream: strip });
-    const res = await chat(envoy, { headers: { 'content-type': 'application/json', 'x-gateway-cluster': 'mistral' } });
-    expect(JSON.parse(res.text).from).toBe('openai');
-    expect(up.mistral.requests).toHaveLength(0);
+  // internal_only_headers: [x-gateway-cluster] in the shipped route_config. Without it the first
+  // client would route itself: `ext_proc` sends the request to our gRPC server's cluster, `openai`
+  // skips the fallback chain (route chat_completions_pinned).
+  it.each(['ext_proc', 'openai'])('ignores a client-sent "x-gateway-cluster: %s": stripped before the filters run', async (value) => {
+    const { envoy, ep, up } = await shipped({ providers: {} });
+    const res = await chat(envoy, { headers: { 'content-type': 'application/json', 'x-gateway-cluster': value } });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text).from).toBe('openai'); // the chain's priority 0
+    await envoy.stats.waitForRequests(1);
+    expect(envoy.stats.accessLog[0]).toMatchObject({ route: 'chat_completions_chain', upstream_cluster: 'llm_chain', attempts: 1 });
+    // The processor never saw it, nor did the provider.
+    const downstream = ep.streams.filter((st) => !isUpstreamStream(st));
+    expect(downstream).toHaveLength(1);
+    expect(header(downstream[0]!.received[0]!, 'x-gateway-cluster')).toBeUndefined();
+    expect(up.openai.requests[0]!.headers['x-gateway-cluster']).toBeUndefined();
+  });
+
+  it('routes by the x-gateway-cluster the processor sets, whatever the client sent', async () => {
+    const { envoy, up } = await shipped({ providers: {}, downstream: pick('mistral') });
+    const res = await chat(envoy, { headers: { 'content-type': 'application/json', 'x-gateway-cluster': 'ext_proc' } });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text).from).toBe('mistral');
+    expect(up.openai.requests).toHaveLength(0);
+    await envoy.stats.waitForRequests(1);
+    expect(envoy.stats.accessLog[0]).toMatchObject({ route: 'chat_completions_pinned', upstream_cluster: 'mistral' });
+  });
+
+  it('keeps an x-gateway-cluster the processor sets in its request_headers answer (the client’s is gone)', async () => {
+    const set: Hook = (m) =>
+      m.request === 'request_headers' ? { request_headers: { response: { header_mutation: { set_headers: [setHeader('x-gateway-cluster', 'anthropic')] } } } } : undefined;
+    const { envoy, up } = await shipped({ providers: {}, downstream: set });
+    const res = await request(`${envoy.url}/v1/messages`, { headers: { 'x-gateway-cluster': 'openai' }, body: '{"model":"claude"}' });
+    expect(JSON.parse(res.text).from).toBe('anthropic');
+    expect(up.anthropic.requests[0]!.headers['x-gateway-cluster']).toBeUndefined(); // request_headers_to_remove
+    await envoy.stats.waitForRequests(1);
+    expect(envoy.stats.accessLog[0]).toMatchObject({ route: 'messages_pinned', upstream_cluster: 'anthropic' });
   });
 });
 
