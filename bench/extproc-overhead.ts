@@ -36,7 +36,7 @@ const HELP = `Usage: npm run bench -- [options]
   --connections N         HTTP/2 connections per server (Envoy: one per worker; default 1)
   --max-streams-per-conn N
                           open a fresh connection after N streams, like Envoy's cluster
-                          max_requests_per_connection (default 0 = never)
+                          max_requests_per_connection (default 900, as envoy/envoy.yaml; 0 = never)
   --close reset|graceful  end of stream: reset = as Envoy (half-close + RST_STREAM, default);
                           graceful = half-close and wait for the server's status (no RST_STREAM)
   --ours auto|gateway|floor
@@ -159,7 +159,7 @@ function parseCli(): Args {
     rounds: intArg(values.rounds, 'rounds', quick ? 2 : 10),
     variants,
     connections: intArg(values.connections, 'connections', 1),
-    maxStreamsPerConn: intArg(values['max-streams-per-conn'], 'max-streams-per-conn', 0, 0),
+    maxStreamsPerConn: intArg(values['max-streams-per-conn'], 'max-streams-per-conn', 900, 0),
     closeMode,
     pin,
     ours,

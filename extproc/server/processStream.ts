@@ -86,8 +86,10 @@ export class ProcessStream {
   /** Releases this stream's hold on the exchange; the last holder runs the finish hooks. */
   private release: (() => void) | undefined;
   private readonly modes: EffectiveModes = { requestBodyMode: 'NONE', responseBodyMode: 'NONE' };
-  private readonly queue: (PbProcessingRequest)[] = [];
-  private readonly requestChunks: Buffer[] = [];
+  /** Messages that arrived while a stage was awaiting I/O (allocated on first need). */
+  private queue: PbProcessingRequest[] | undefined;
+  /** Request body chunks when Envoy sends the body STREAMED (allocated on first need). */
+  private requestChunks: Buffer[] | undefined;
   private seen = 0;
   private first = true;
   private busy = false;
@@ -124,7 +126,7 @@ export class ProcessStream {
 
   private onMessage(msg: PbProcessingRequest): void {
     if (this.done) return;
-    if (this.busy) this.queue.push(msg);
+    if (this.busy) (this.queue ??= []).push(msg);
     else this.step(msg);
   }
 
@@ -150,7 +152,7 @@ export class ProcessStream {
   }
 
   private drain(): void {
-    while (!this.busy && !this.done && this.queue.length > 0) this.step(this.queue.shift()!);
+    while (!this.busy && !this.done && this.queue !== undefined && this.queue.length > 0) this.step(this.queue.shift()!);
     this.maybeEnd();
   }
 
@@ -160,7 +162,7 @@ export class ProcessStream {
   }
 
   private maybeEnd(): void {
-    if (this.halfClosed && !this.busy && this.queue.length === 0 && !this.done) {
+    if (this.halfClosed && !this.busy && !this.queue?.length && !this.done) {
       this.call.end();
       this.close('completed');
     }
@@ -169,7 +171,7 @@ export class ProcessStream {
   private close(reason: string): void {
     if (this.done) return;
     this.done = true;
-    this.queue.length = 0;
+    this.queue = undefined;
     if (this.x.log.enabled('debug')) this.x.log.debug('stream closed', { reason, ms: Math.round(performance.now() - this.x.startedAt) });
     this.deps.onClosed(this);
     if (this.release) this.release();
@@ -318,13 +320,13 @@ export class ProcessStream {
     if (!endOfStream) {
       // Envoy was not switched to BUFFERED (allow_mode_override off?): collect the chunks; the
       // stages see the whole body at the end, but earlier chunks are already upstream.
-      this.requestChunks.push(bytes);
+      (this.requestChunks ??= []).push(bytes);
       return this.deps.continueFor.request_body;
     }
     this.seen |= REQUEST_BODY_DONE;
-    const streamed = this.requestChunks.length > 0;
-    const body = streamed ? Buffer.concat([...this.requestChunks, bytes]) : bytes;
-    this.requestChunks.length = 0;
+    const streamed = this.requestChunks !== undefined;
+    const body = this.requestChunks ? Buffer.concat([...this.requestChunks, bytes]) : bytes;
+    this.requestChunks = undefined;
     this.x.requestBody = body;
     const out = this.pipeline.run('requestBody', this.x, { bytes: body, endOfStream: true });
     return this.finishAnswer('request_body', out, undefined, (o) => {

@@ -124,6 +124,18 @@ describe('with stages', () => {
     expect(chunks).toEqual(['DATA: A', 'B\n\n', '']);
   });
 
+  it('with a STREAMED request body (override not honoured): stages see the whole body once, and mutations Envoy cannot apply are dropped', async () => {
+    const s = await open({ pipeline: { stages: ['test-mutate'] } }, [mutateStage]);
+    s.send(requestHeaders({}, { protocol_config: { request_body_mode: 'STREAMED', response_body_mode: 'NONE' } }));
+    expect((await s.next()).mode_override).toMatchObject({ request_body_mode: 'BUFFERED' });
+    s.send({ request_body: { body: Buffer.from('{"say":"hel'), end_of_stream: false } }); // Envoy kept STREAMED
+    s.send({ request_body: { body: Buffer.from('lo"}'), end_of_stream: true } }); // "hello" only exists joined
+    expect((await s.next()).request_body.response).toBeUndefined();
+    const last = await s.next();
+    expect(last.request_body.response).toBeUndefined(); // body replacement and header dropped
+    expect(gw!.logs.some((l) => String(l['msg']).startsWith('request body arrived STREAMED'))).toBe(true);
+  });
+
   it('answers with an immediate response and then stays silent', async () => {
     const s = await open({ pipeline: { stages: [{ name: 'test-respond', status: 429 }] } }, [respondStage]);
     s.send(requestHeaders());
