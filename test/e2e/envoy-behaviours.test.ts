@@ -1,0 +1,205 @@
+/**
+ * One end-to-end test per Envoy behaviour the gateway relies on, with the real gateway, the Envoy
+ * stand-in running the shipped envoy/envoy.yaml, fake providers, and SDK clients. Each behaviour is
+ * driven by a small stage defined here (the domain stages that will use them arrive later).
+ */
+import fs from 'node:fs';
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import YAML from 'yaml';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { StageFactory } from '../../extproc/pipeline/stage.js';
+import { requestSummary } from '../../extproc/stages/parseRequest.js';
+import { startStandin, type Standin } from '../envoy-standin/standin.js';
+import { startFakeProvider, type FakeProvider } from '../fakes/index.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { bytesOf, envoyYamlPath, recordingFetch, type ReceivedBody } from './helpers.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const messages = [{ role: 'user' as const, content: 'Tell me about Envoy' }];
+
+interface Setup {
+  gw: TestGateway;
+  envoy: Standin;
+  openai: FakeProvider;
+  anthropic: FakeProvider;
+  received: ReceivedBody[];
+  oa: OpenAI;
+  an: Anthropic;
+}
+let running: Setup | undefined;
+afterEach(async () => {
+  if (!running) return;
+  await running.envoy.close();
+  await running.gw.close(200);
+  await running.openai.close();
+  await running.anthropic.close();
+  running = undefined;
+});
+
+/** Gateway with `config` + `stages`, two fake providers, the stand-in on the shipped YAML (optionally edited). */
+async function setup(config: Record<string, unknown> = {}, stages: StageFactory<never>[] = [], edit?: (doc: Record<string, any>) => void, extProcAddress?: string): Promise<Setup> {
+  const openai = await startFakeProvider({ kind: 'openai' });
+  const anthropic = await startFakeProvider({ kind: 'anthropic' });
+  const gw = await startTestGateway(config, stages);
+  const doc = YAML.parse(fs.readFileSync(envoyYamlPath, 'utf8')) as Record<string, any>;
+  edit?.(doc);
+  const envoy = await startStandin({
+    bootstrap: doc,
+    extProcAddress: extProcAddress ?? `127.0.0.1:${gw.port}`,
+    clusterEndpoints: { openai: openai.url, anthropic: anthropic.url, mistral: openai.url, llm_chain: [[openai.url], [anthropic.url], [openai.url]] },
+    seed: 11,
+    backOffScale: 0.01,
+  });
+  const received: ReceivedBody[] = [];
+  const oa = new OpenAI({ baseURL: `${envoy.url}/v1`, apiKey: 'sk-test', maxRetries: 0, fetch: recordingFetch(received) });
+  const an = new Anthropic({ baseURL: envoy.url, apiKey: 'sk-ant-test', maxRetries: 0, fetch: recordingFetch(received) });
+  running = { gw, envoy, openai, anthropic, received, oa, an };
+  return running;
+}
+
+const mainFilter = (doc: Record<string, any>) => doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config;
+
+describe('Envoy behaviours the gateway relies on, end to end', () => {
+  it('mode_override: with the pass-through pipeline Envoy sends the gateway one message per request', async () => {
+    const s = await setup();
+    await s.oa.chat.completions.create({ model: 'gpt-4o', messages });
+    await s.envoy.stats.waitForRequests(1);
+    expect(s.envoy.stats.counter('ext_proc.stream_msgs_sent')).toBe(1);
+    expect(s.envoy.stats.counter('upstream_ext_proc.stream_msgs_sent')).toBe(1);
+    expect(s.envoy.stats.counter('ext_proc.spurious_msgs_received')).toBe(0);
+  });
+
+  it('clear_route_cache + cluster_header: a cluster chosen from the body re-routes the request', async () => {
+    const route: StageFactory<never> = {
+      name: 'test-route',
+      create: () => ({
+        name: 'test-route',
+        failure: 'open',
+        requestBody(x, out) {
+          const model = x.get(requestSummary)?.model ?? '';
+          out.setHeader('x-gateway-cluster', model.startsWith('claude') ? 'anthropic' : 'openai');
+          out.clearRouteCache = true;
+        },
+      }),
+    };
+    const s = await setup({ pipeline: { stages: ['parse-request', 'test-route'] } }, [route]);
+    const msg = await s.an.messages.create({ model: 'claude-sonnet-4', max_tokens: 50, messages });
+    expect(msg.type).toBe('message');
+    await s.envoy.stats.waitForRequests(1);
+    expect(s.envoy.stats.requests[0]).toMatchObject({ routeName: 'messages_pinned', upstreamCluster: 'anthropic' });
+    expect(s.anthropic.requests).toHaveLength(1);
+    expect(s.anthropic.requests[0]!.headers['x-gateway-cluster']).toBeUndefined(); // request_headers_to_remove: not sent to the provider
+    expect(s.openai.requests).toHaveLength(0);
+  });
+
+  it('immediate_response: the gateway answers for the provider, which never sees the request', async () => {
+    const deny: StageFactory<never> = {
+      name: 'test-deny',
+      create: () => ({
+        name: 'test-deny',
+        failure: 'open',
+        requestBody: (_x, out) =>
+          out.respond({ status: 429, headers: { 'content-type': 'application/json', 'retry-after': '9' }, body: JSON.stringify({ error: { message: 'budget exhausted', type: 'rate_limit_error' } }) }),
+      }),
+    };
+    const s = await setup({ pipeline: { stages: ['test-deny'] } }, [deny]);
+    const err = await s.oa.chat.completions.create({ model: 'gpt-4o', messages }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((err as InstanceType<typeof OpenAI.RateLimitError>).message).toContain('budget exhausted');
+    expect((err as InstanceType<typeof OpenAI.RateLimitError>).headers?.get('retry-after')).toBe('9');
+    expect(s.openai.requests).toHaveLength(0);
+    expect(s.envoy.stats.counter('ext_proc.immediate_responses')).toBe(1);
+  });
+
+  it('STREAMED override for SSE: a stage that rewrites every chunk still delivers the stream chunk by chunk, without content-length', async () => {
+    let chunks = 0;
+    const copy: StageFactory<never> = {
+      name: 'test-copy',
+      create: () => ({
+        name: 'test-copy',
+        failure: 'open',
+        responseBody(_x, out, chunk) {
+          chunks++;
+          out.replaceBody(Buffer.from(chunk.bytes)); // a rewrite that keeps the bytes
+        },
+      }),
+    };
+    const s = await setup({ pipeline: { stages: ['test-copy'] } }, [copy]);
+    s.openai.script({ holdAfterChunks: 2 });
+    const stream = await s.oa.chat.completions.create({ model: 'gpt-4o', messages, stream: true }).withResponse();
+    expect(stream.response.headers.get('content-length')).toBeNull();
+    const it = stream.data[Symbol.asyncIterator]();
+    expect((await it.next()).done).toBe(false); // first event while the provider holds the rest
+    s.openai.release();
+    while (!(await it.next()).done);
+    await s.received[0]!.done;
+    expect(bytesOf(s.received[0]!.chunks).toString()).toBe(bytesOf(s.openai.responses[0]!.chunks).toString());
+    expect(chunks).toBeGreaterThan(2); // one round trip per STREAMED chunk
+  });
+
+  it('dynamic metadata: what the gateway records reaches Envoy’s access log (receiving namespace ai_gateway)', async () => {
+    const tag: StageFactory<never> = {
+      name: 'test-tag',
+      create: () => ({ name: 'test-tag', failure: 'open', requestBody: (x, out) => out.setMetadata('ai_gateway', 'model', x.get(requestSummary)?.model ?? '') }),
+    };
+    const s = await setup({ pipeline: { stages: ['parse-request', 'test-tag'] } }, [tag]);
+    await s.oa.chat.completions.create({ model: 'gpt-4o-mini', messages });
+    await s.envoy.stats.waitForRequests(1);
+    expect(s.envoy.stats.accessLog[0]!['model']).toBe('gpt-4o-mini');
+  });
+
+  it('x-envoy-* steering (allow_envoy): a stage can turn retries off for one request', async () => {
+    const noRetry: StageFactory<never> = {
+      name: 'test-no-retry',
+      create: () => ({ name: 'test-no-retry', failure: 'open', requestHeaders: (_x, out) => out.setHeader('x-envoy-max-retries', '0') }),
+    };
+    const s = await setup({ pipeline: { stages: ['test-no-retry'] } }, [noRetry]);
+    s.openai.script({ error: { status: 503 } });
+    const err = await s.oa.chat.completions.create({ model: 'gpt-4o', messages }).catch((e: unknown) => e);
+    expect((err as { status?: number }).status).toBe(503);
+    expect(s.openai.requests.length + s.anthropic.requests.length).toBe(1);
+  });
+
+  it('onInvalidRequest: reject turns a body that is not JSON into a 400 from the gateway', async () => {
+    const s = await setup({ pipeline: { onInvalidRequest: 'reject', stages: ['parse-request'] } });
+    const res = await fetch(`${s.envoy.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'model=gpt-4o' });
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
+    expect(s.openai.requests).toHaveLength(0);
+  });
+
+  it('message_timeout: a stage slower than Envoy’s per-message timeout gets the request a 504 (failure_mode_allow: false)', async () => {
+    const slow: StageFactory<never> = { name: 'test-slow', create: () => ({ name: 'test-slow', failure: 'open', requestBody: () => sleep(600) }) };
+    const s = await setup({ pipeline: { stages: ['test-slow'] } }, [slow], (doc) => (mainFilter(doc).message_timeout = '0.2s'));
+    const res = await fetch(`${s.envoy.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"gpt-4o"}' });
+    expect(res.status).toBe(504);
+    expect(s.openai.requests).toHaveLength(0);
+  });
+
+  it('fail closed: with the gateway unreachable Envoy answers 500 and forwards nothing', async () => {
+    const s = await setup({}, [], undefined, '127.0.0.1:1');
+    const res = await fetch(`${s.envoy.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"gpt-4o"}' });
+    expect(res.status).toBe(500);
+    expect(s.openai.requests).toHaveLength(0);
+  });
+
+  it('graceful drain: a streamed answer in flight completes while the gateway shuts down', async () => {
+    const copy: StageFactory<never> = {
+      name: 'test-copy',
+      create: () => ({ name: 'test-copy', failure: 'open', responseBody: (_x, out, chunk) => out.replaceBody(Buffer.from(chunk.bytes)) }),
+    };
+    const s = await setup({ pipeline: { stages: ['test-copy'] } }, [copy]);
+    s.openai.script({ holdAfterChunks: 1 });
+    const stream = await s.oa.chat.completions.create({ model: 'gpt-4o', messages, stream: true });
+    const it = stream[Symbol.asyncIterator]();
+    await it.next();
+    const closing = s.gw.close(3000);
+    await sleep(50);
+    s.openai.release();
+    let text = '';
+    for (let r = await it.next(); !r.done; r = await it.next()) text += r.value.choices[0]?.delta?.content ?? '';
+    expect(text).toContain('Tell me about Envoy');
+    await closing;
+  });
+});
