@@ -175,7 +175,9 @@ export class ProcessStream {
     if (this.x.log.enabled('debug')) this.x.log.debug('stream closed', { reason, ms: Math.round(performance.now() - this.x.startedAt) });
     this.deps.onClosed(this);
     if (this.release) this.release();
-    else void this.pipeline.finish(this.x);
+    // An observability stream's exchange is finished by its main stream; one that found no main
+    // stream must not run finish hooks a second time for the same request.
+    else if (!this.observability) void this.pipeline.finish(this.x);
   }
 
   /** A bug in the adapter or a stage must cost this request its processing, not the server. */
@@ -219,6 +221,7 @@ export class ProcessStream {
         this.release = link.release;
       } else {
         this.x.requestHeaders = headers;
+        if (this.pipeline.hasObservers) this.x.log.warn('observability stream without a main stream to join; its chunks feed a detached exchange', { filter: 'observer' });
       }
     } else if (kind === 'response_headers' && this.x.responseHeaders === undefined) {
       this.readResponseHeaders(msg.response_headers);

@@ -73,6 +73,21 @@ describe('stream observers', () => {
     expect(seen.finished).toBe(1); // once, after both streams
   });
 
+  it('an observability stream with no main stream to join feeds observers but runs no finish hooks of its own', async () => {
+    gw = await startTestGateway({ pipeline: { streamObserver: true, stages: ['test-tenant', 'test-observe'] } }, [tagTenant, countChunks]);
+    client = connect(gw.port);
+    const obs = client.open();
+    obs.send(requestHeaders({ 'x-request-id': 'req-orphan' }, { observability_mode: true }));
+    obs.send({ response_headers: sse, observability_mode: true });
+    obs.send({ response_body: { body: Buffer.from('data: y\n\n'), end_of_stream: true }, observability_mode: true });
+    obs.end();
+    await obs.status;
+    await sleep(30);
+    expect(seen.text).toBe('data: y\n\n');
+    expect(seen.finished).toBe(0);
+    expect(gw.logs.some((l) => String(l['msg']).startsWith('observability stream without a main stream'))).toBe(true);
+  });
+
   it('runs finish hooks after the linger when no observability stream comes', async () => {
     gw = await startTestGateway({ pipeline: { streamObserver: true, observerLingerMs: 100, stages: ['test-tenant', 'test-observe'] } }, [tagTenant, countChunks]);
     client = connect(gw.port);
