@@ -21,14 +21,19 @@ const rewriteStage: StageFactory<never> = {
   create: () => ({ name: 'test-rewrite', failure: 'open', requestBody: (_x, out) => out.replaceBody('{"rewritten":true}') }),
 };
 
-async function sendBody(policy: 'continue' | 'reject', body: Buffer, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}) {
-  gw = await startTestGateway({ pipeline: { onInvalidRequest: policy, stages: ['parse-request', 'test-rewrite'], ...extra } }, [rewriteStage]);
+/** Starts a gateway with `pipeline`, sends request headers then `body`, and returns the body's answer. */
+async function answerToBody(pipeline: Record<string, unknown>, stages: StageFactory<never>[], body: Buffer, headers: Record<string, string> = {}) {
+  gw = await startTestGateway({ pipeline }, stages);
   client = connect(gw.port);
   const s = client.open();
   s.send(requestHeaders({ 'x-request-id': 'req-bad', ...headers }));
   await s.next();
   s.send({ request_body: { body, end_of_stream: true } });
   return s.next();
+}
+
+function sendBody(policy: 'continue' | 'reject', body: Buffer, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}) {
+  return answerToBody({ onInvalidRequest: policy, stages: ['parse-request', 'test-rewrite'], ...extra }, [rewriteStage], body, headers);
 }
 
 const cases: { name: string; body: Buffer; headers?: Record<string, string>; status: string; extra?: Record<string, unknown> }[] = [
@@ -74,25 +79,13 @@ describe('stage failures', () => {
   });
 
   it('fail open: logs and continues with the next stage', async () => {
-    gw = await startTestGateway({ pipeline: { stages: ['test-throw-open', 'test-rewrite'] } }, [throwing('open'), rewriteStage]);
-    client = connect(gw.port);
-    const s = client.open();
-    s.send(requestHeaders());
-    await s.next();
-    s.send({ request_body: { body: Buffer.from('{}'), end_of_stream: true } });
-    const r = await s.next();
+    const r = await answerToBody({ stages: ['test-throw-open', 'test-rewrite'] }, [throwing('open'), rewriteStage], Buffer.from('{}'));
     expect(r.request_body.response.body_mutation.body.toString()).toBe('{"rewritten":true}');
-    expect(gw.logs.some((l) => l['msg'] === 'stage failed; failing open' && l['stage'] === 'test-throw-open')).toBe(true);
+    expect(gw!.logs.some((l) => l['msg'] === 'stage failed; failing open' && l['stage'] === 'test-throw-open')).toBe(true);
   });
 
   it('fail closed: answers 500 and runs no later stage', async () => {
-    gw = await startTestGateway({ pipeline: { stages: ['test-throw-closed', 'test-rewrite'] } }, [throwing('closed'), rewriteStage]);
-    client = connect(gw.port);
-    const s = client.open();
-    s.send(requestHeaders());
-    await s.next();
-    s.send({ request_body: { body: Buffer.from('{}'), end_of_stream: true } });
-    const r = await s.next();
+    const r = await answerToBody({ stages: ['test-throw-closed', 'test-rewrite'] }, [throwing('closed'), rewriteStage], Buffer.from('{}'));
     expect(r.immediate_response.status.code).toBe('InternalServerError');
     expect(r.immediate_response.body.toString()).not.toContain('exploded'); // internal detail stays in the log
   });
