@@ -74,3 +74,17 @@ function encodeImmediate(out: PhaseOutput, metadata: Record<string, unknown> | u
   if (metadata) response['dynamic_metadata'] = metadata;
   return response;
 }
+
+/** What an answer does, for debug logs: names and sizes only, never values. */
+export function describeDecision(o: PhaseOutput | undefined, override: PbProcessingMode | undefined): Record<string, string | number | boolean> {
+  const d: Record<string, string | number | boolean> = {};
+  if (override) d['mode_override'] = Object.entries(override).map(([k, v]) => `${k}=${v}`).join(',');
+  if (!o) return d;
+  if (o.reply) d['respond'] = o.reply.status;
+  if (o.setHeaders.size > 0) d['set_headers'] = [...o.setHeaders.keys()].join(',');
+  if (o.removeHeaders.size > 0) d['remove_headers'] = [...o.removeHeaders].join(',');
+  if (o.body !== undefined) d['body'] = o.body === null ? 'cleared' : `replaced(${o.body.length} bytes)`;
+  if (o.clearRouteCache) d['clear_route_cache'] = true;
+  if (o.metadata.size > 0) d['metadata'] = [...o.metadata.keys()].join(',');
+  return d;
+}

@@ -10,16 +10,16 @@
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { Exchange } from '../pipeline/exchange.js';
-import { HeaderView } from '../pipeline/headers.js';
+import type { HeaderView } from '../pipeline/headers.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { FilterRole } from '../pipeline/stage.js';
 import type { PhaseOutput } from '../pipeline/output.js';
 import { describeError, type Logger } from '../telemetry/logger.js';
-import { encodeResponse } from './encode.js';
+import { attributesOf, headersOf, metadataOf, roleOf } from './decode.js';
+import { describeDecision, encodeResponse } from './encode.js';
 import type { ExchangeLinks } from './exchangeLinks.js';
 import { requestHeadersOverride, responseHeadersOverride, wantsResponseBody, type EffectiveModes } from './modes.js';
 import { UNDECODABLE, type PbHttpBody, type PbHttpHeaders, type PbProcessingMode, type PbProcessingRequest, type PbProcessingResponse, type RequestKind } from './protocol.js';
-import { structToJson } from './struct.js';
 
 /** What the adapter needs from the server. */
 export interface StreamDeps {
@@ -45,39 +45,7 @@ const REQUEST_HEADERS = 1;
 const REQUEST_BODY_DONE = 2;
 const RESPONSE_HEADERS = 4;
 
-const NO_HEADERS: never[] = [];
 const EMPTY = Buffer.alloc(0);
-
-/** The header block of a message, decoded lazily (Envoy sends names lower-cased). */
-function headersOf(h: PbHttpHeaders | undefined): HeaderView {
-  return new HeaderView(h?.headers?.headers ?? NO_HEADERS);
-}
-
-/**
- * Which ext_proc filter opened the stream. envoy/envoy.yaml tags the per-attempt upstream filter
- * with gRPC initial metadata `x-gateway-filter: attempt` (GrpcService.initial_metadata); the
- * HCM filter sends none.
- */
-function roleOf(call: Call): FilterRole {
-  return call.metadata.get(FILTER_ROLE_METADATA)[0] === 'attempt' ? 'attempt' : 'router';
-}
-
-/** gRPC metadata key naming the filter role. */
-export const FILTER_ROLE_METADATA = 'x-gateway-filter';
-
-/** What an answer does, for debug logs: names and sizes only, never values. */
-function describeDecision(o: PhaseOutput | undefined, override: PbProcessingMode | undefined): Record<string, string | number | boolean> {
-  const d: Record<string, string | number | boolean> = {};
-  if (override) d['mode_override'] = Object.entries(override).map(([k, v]) => `${k}=${v}`).join(',');
-  if (!o) return d;
-  if (o.reply) d['respond'] = o.reply.status;
-  if (o.setHeaders.size > 0) d['set_headers'] = [...o.setHeaders.keys()].join(',');
-  if (o.removeHeaders.size > 0) d['remove_headers'] = [...o.removeHeaders].join(',');
-  if (o.body !== undefined) d['body'] = o.body === null ? 'cleared' : `replaced(${o.body.length} bytes)`;
-  if (o.clearRouteCache) d['clear_route_cache'] = true;
-  if (o.metadata.size > 0) d['metadata'] = [...o.metadata.keys()].join(',');
-  return d;
-}
 
 /** One ext_proc stream. */
 export class ProcessStream {
@@ -104,7 +72,7 @@ export class ProcessStream {
     private readonly call: Call,
     private readonly deps: StreamDeps,
   ) {
-    const role = roleOf(call);
+    const role = roleOf(call.metadata);
     this.pipeline = deps.pipeline(role);
     this.x = new Exchange(role === 'router' ? deps.log : deps.log.child({ filter: role }), deps.maxInspectBytes);
     call.on('data', (msg: PbProcessingRequest) => this.onMessage(msg));
@@ -199,8 +167,8 @@ export class ProcessStream {
       return null;
     }
     if (this.first) this.readFirst(msg);
-    if (msg.metadata_context?.filter_metadata) this.x.metadata = this.readMetadata(msg);
-    if (msg.attributes) this.readAttributes(msg);
+    if (msg.metadata_context?.filter_metadata) this.x.metadata = metadataOf(msg);
+    if (msg.attributes) Object.assign(this.x.attributes, attributesOf(msg));
     if (this.answeredImmediately) return null;
     // Observability mode is send-and-go: Envoy expects no answer (ProcessingRequest.observability_mode).
     if (this.observability) return this.observe(msg.request, msg);
@@ -246,17 +214,6 @@ export class ProcessStream {
     }
     this.modes.requestBodyMode = this.x.protocol.requestBodyMode;
     this.modes.responseBodyMode = this.x.protocol.responseBodyMode;
-  }
-
-  private readMetadata(msg: PbProcessingRequest): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const [ns, struct] of Object.entries(msg.metadata_context?.filter_metadata ?? {})) out[ns] = structToJson(struct);
-    return out;
-  }
-
-  private readAttributes(msg: PbProcessingRequest): void {
-    // Envoy keys the attribute struct by filter name "envoy.filters.http.ext_proc" (§2.10).
-    for (const struct of Object.values(msg.attributes ?? {})) Object.assign(this.x.attributes, structToJson(struct));
   }
 
   private dispatch(kind: RequestKind, msg: PbProcessingRequest): Answer | Promise<Answer> {
