@@ -41,8 +41,8 @@ export class Exchange {
   protocol: EnvoyProtocol = { requestBodyMode: 'NONE', responseBodyMode: 'NONE', sendBodyWithoutWaitingForHeaderResponse: false };
   /** Envoy attributes (CEL expression → value), request and response side merged. */
   attributes: Record<string, unknown> = {};
-  /** Envoy dynamic metadata forwarded to us (namespace → struct), latest message wins. */
-  metadata: Record<string, unknown> = {};
+  private metadataValue: Record<string, unknown> | undefined;
+  private metadataSource: (() => Record<string, unknown>) | undefined;
 
   requestHeaders: HeaderView | undefined;
   /** The complete request body, once received. */
@@ -59,6 +59,23 @@ export class Exchange {
     private readonly baseLog: Logger,
     private readonly maxInspectBytes: number,
   ) {}
+
+  /**
+   * Envoy dynamic metadata forwarded to us (namespace → plain object), from the latest message
+   * that carried some. Converted on first read: Envoy repeats it on every message, chunks included.
+   */
+  get metadata(): Record<string, unknown> {
+    if (this.metadataSource) {
+      this.metadataValue = this.metadataSource();
+      this.metadataSource = undefined;
+    }
+    return this.metadataValue ?? {};
+  }
+
+  /** Records where the latest forwarded metadata can be read from (see `metadata`). */
+  setMetadataSource(read: () => Record<string, unknown>): void {
+    this.metadataSource = read;
+  }
 
   /**
    * Envoy's `x-request-id` (generated here if absent), carried on every log line. Read lazily:

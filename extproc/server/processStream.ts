@@ -167,7 +167,7 @@ export class ProcessStream {
       return null;
     }
     if (this.first) this.readFirst(msg);
-    if (msg.metadata_context?.filter_metadata) this.x.metadata = metadataOf(msg);
+    if (msg.metadata_context?.filter_metadata) this.x.setMetadataSource(() => metadataOf(msg));
     if (msg.attributes) Object.assign(this.x.attributes, attributesOf(msg));
     if (this.answeredImmediately) return null;
     // Observability mode is send-and-go: Envoy expects no answer (ProcessingRequest.observability_mode).
