@@ -258,6 +258,17 @@ export class ExtProcFilter implements StreamFilter {
     return 'ok';
   }
 
+  /**
+   * Filter::closeStreamMaybeGraceful: processing_complete_ = true, then closeStream (the graceful
+   * variant is behind the off-by-default runtime guard ext_proc_graceful_grpc_close, facts §2.1).
+   * With processing complete, later headers/data pass through and openStream() never opens a new
+   * stream (IgnoreError).
+   */
+  private closeStreamMaybeGraceful(): void {
+    this.processingComplete = true;
+    this.closeStream();
+  }
+
   /** Filter::closeStream → client close(): half-close then reset (server sees CANCELLED). */
   private closeStream(): void {
     if (this.stream) {
@@ -268,7 +279,8 @@ export class ExtProcFilter implements StreamFilter {
   }
 
   private send(req: ProcessingRequest): void {
-    // After the close optimisation a further message would open a new stream (openStream).
+    // Every caller opened the stream first; once processing is complete (close optimisation
+    // included) nothing is sent (openStream → IgnoreError).
     if (!this.stream && this.openStream() !== 'ok') return;
     // ProcessingRequest.protocol_config: "only encoded in the first ProcessingRequest message",
     // not in observability mode (facts §2.1).
@@ -406,6 +418,12 @@ export class ExtProcFilter implements StreamFilter {
     }
     // After sending (so the server saw it), content-length goes for STREAMED etc. (facts §2.11).
     if (!this.processingComplete && state.shouldRemoveContentLength()) headers.remove('content-length');
+    // Filter::encodeHeaders: "If there is no external processing configured in the encoding path,
+    // closing the gRPC stream if it is still open." → closeStreamMaybeGraceful() (which also sets
+    // processing_complete_). E.g. a request-only filter whose server asked for the request body
+    // (BUFFERED bodies never trigger the last-response close) has its stream ended when the
+    // response headers arrive, not when the response body ends.
+    if (state.dir === 'response' && state.noExternalProcess()) this.closeStreamMaybeGraceful();
     if (!hold) this.forwardHeaders(state, headers, eos);
   }
 
@@ -446,14 +464,30 @@ export class ExtProcFilter implements StreamFilter {
       return;
     }
     if (this.processingComplete) {
-      this.forwardData(state, data, eos);
+      // FilterDataStatus::Continue. If this filter still holds the stream (e.g. the close
+      // optimisation ended processing while a BUFFERED body was being held), the filter manager
+      // resumes with the held headers and buffered data plus this chunk (commonContinue).
+      if (state.paused) {
+        state.appendBuffered(data);
+        this.continueIfNecessary(state);
+      } else {
+        this.forwardData(state, data, eos);
+      }
       return;
     }
     if (state.callbackState === 'HeadersCallback') {
-      // "Header processing still in progress -- holding body data" (StopIterationAndWatermark:
-      // watermark only, no 413 from this buffering).
-      state.appendBuffered(data);
+      // "Header processing still in progress -- holding body data". ext_proc.cc onData: "For
+      // BUFFERED mode, return StopIterationAndBuffer so when buffered data reaches the
+      // per-connection-limit, Envoy will a send a 413: payload-too-large local reply. For
+      // non-BUFFERED mode, return StopIterationAndWatermark" (watermark only, no local reply).
+      // So a BUFFERED body over the limit fails while the headers answer is still pending:
+      // 413 on the request path, 500 on the response path (facts §2.4).
       state.paused = true;
+      if (state.bodyMode === 'BUFFERED') {
+        this.bufferChecked(state, data);
+        return;
+      }
+      state.appendBuffered(data);
       return;
     }
     switch (state.bodyMode) {
@@ -549,7 +583,10 @@ export class ExtProcFilter implements StreamFilter {
             o.response_body_mode === m.response_body_mode &&
             o.response_trailer_mode === m.response_trailer_mode,
         );
-      if (m.request_body_mode === 'FULL_DUPLEX_STREAMED' || m.response_body_mode === 'FULL_DUPLEX_STREAMED' || m.request_body_mode === 'GRPC' || m.response_body_mode === 'GRPC') {
+      // Only an override Envoy would apply can hit the unimplemented modes: one outside
+      // allowed_override_modes is ignored ("Processing mode overridden by server is disallowed").
+      const unimplemented = (b: BodySendMode) => b === 'FULL_DUPLEX_STREAMED' || b === 'GRPC';
+      if (allowed && (unimplemented(m.request_body_mode) || unimplemented(m.response_body_mode))) {
         const msg = `stand-in: mode_override to ${m.request_body_mode}/${m.response_body_mode} is not implemented`;
         this.cb.stats.errors.push(msg);
         this.handleErrorResponse(msg);
@@ -940,6 +977,6 @@ export class ExtProcFilter implements StreamFilter {
       default:
         break;
     }
-    if (last) this.closeStream();
+    if (last) this.closeStreamMaybeGraceful();
   }
 }

@@ -108,7 +108,13 @@ export function headerNameIsValid(name: string): boolean {
   return body.length > 0 && /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(body);
 }
 
-/** Envoy HeaderUtility::headerValueIsValid: no NUL, CR or LF. */
+/**
+ * Envoy HeaderUtility::headerValueIsValid: `http2::adapter::HeaderValidator::IsValidHeaderValue(
+ * value, ObsTextOption::kAllow)` (older: nghttp2_check_header_value) — HTAB, visible ASCII
+ * 0x20–0x7E and obs-text 0x80–0xFF; every other control character (NUL, CR, LF, 0x01–0x1F, DEL)
+ * makes an ext_proc set_headers mutation fail ("Invalid character in set_headers mutation.").
+ * Values are latin1 strings, one char per byte.
+ */
 export function headerValueIsValid(value: string): boolean {
-  return !/[\0\r\n]/.test(value);
+  return /^[\t\x20-\x7e\x80-\xff]*$/.test(value);
 }

@@ -152,7 +152,12 @@ class CodecFilter implements StreamFilter {
       this.fail(this.connected ? 'connection_termination' : 'connection_failure');
     });
     req.on('response', (res) => this.onResponse(res, h.get(':method') === 'HEAD'));
+    // Envoy's HTTP/1 codec writes the request headers as soon as they reach it
+    // (ClientConnectionImpl encodeHeaders → the connection's write buffer); node's ClientRequest
+    // would hold them until the first body write, so the upstream could not answer (or even see
+    // the request) before the first body chunk.
     if (eos) req.end();
+    else req.flushHeaders();
   }
 
   decodeData(d: Buffer, eos: boolean): void {
