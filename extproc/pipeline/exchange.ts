@@ -5,7 +5,7 @@
  * slots, each written by one stage and read by later ones.
  */
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '../telemetry/logger.js';
+import type { LogLevel, Logger } from '../telemetry/logger.js';
 import { GatewayError } from '../errors.js';
 import type { HeaderView } from './headers.js';
 
@@ -28,6 +28,9 @@ export interface EnvoyProtocol {
   sendBodyWithoutWaitingForHeaderResponse: boolean;
 }
 
+/** Envoy's defaults when no protocol_config came (body modes NONE). Shared, never mutated. */
+const NO_PROTOCOL: EnvoyProtocol = Object.freeze({ requestBodyMode: 'NONE', responseBodyMode: 'NONE', sendBodyWithoutWaitingForHeaderResponse: false });
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
 
@@ -38,7 +41,7 @@ export class Exchange {
   /** When the ext_proc stream opened (ms, performance clock). */
   readonly startedAt = performance.now();
   /** Envoy's body modes for this filter, as announced in the first message. */
-  protocol: EnvoyProtocol = { requestBodyMode: 'NONE', responseBodyMode: 'NONE', sendBodyWithoutWaitingForHeaderResponse: false };
+  protocol: EnvoyProtocol = NO_PROTOCOL;
   /** Envoy attributes (CEL expression → value), request and response side merged. */
   attributes: Record<string, unknown> = {};
   private metadataValue: Record<string, unknown> | undefined;
@@ -94,6 +97,11 @@ export class Exchange {
   /** True when the response is an SSE stream (`text/event-stream`). */
   get responseIsEventStream(): boolean {
     return /^text\/event-stream/i.test(this.responseHeaders?.get('content-type') ?? '');
+  }
+
+  /** True when `level` is logged; asks the base logger, so no bound logger is built for the question. */
+  logs(level: LogLevel): boolean {
+    return this.baseLog.enabled(level);
   }
 
   /** Logger bound to the request id (built on first use: most exchanges never log). */

@@ -140,7 +140,7 @@ export class ProcessStream {
     if (this.done) return;
     this.done = true;
     this.queue = undefined;
-    if (this.x.log.enabled('debug')) this.x.log.debug('stream closed', { reason, ms: Math.round(performance.now() - this.x.startedAt) });
+    if (this.x.logs('debug')) this.x.log.debug('stream closed', { reason, ms: Math.round(performance.now() - this.x.startedAt) });
     this.deps.onClosed(this);
     if (this.release) this.release();
     // An observability stream's exchange is finished by its main stream; one that found no main
@@ -242,7 +242,7 @@ export class ProcessStream {
   private finishAnswer(kind: RequestKind, out: PhaseOutput | Promise<PhaseOutput>, override?: PbProcessingMode, adjust?: (o: PhaseOutput) => void): Answer | Promise<Answer> {
     const encode = (o: PhaseOutput): Answer => {
       if (!o.reply) adjust?.(o);
-      if (this.x.log.enabled('debug')) this.x.log.debug('decided', { kind, ...describeDecision(o, override) });
+      if (this.x.logs('debug')) this.x.log.debug('decided', { kind, ...describeDecision(o, override) });
       if (o.reply) {
         this.answeredImmediately = true;
         return encodeResponse(kind, o);
@@ -263,7 +263,7 @@ export class ProcessStream {
     if (!this.pipeline.has('requestHeaders')) {
       // Depends only on the pipeline and Envoy's modes: encode once per combination.
       if (!override) return this.deps.continueFor.request_headers;
-      if (this.x.log.enabled('debug')) this.x.log.debug('decided', { kind: 'request_headers', ...describeDecision(undefined, override) });
+      if (this.x.logs('debug')) this.x.log.debug('decided', { kind: 'request_headers', ...describeDecision(undefined, override) });
       return this.deps.encodeOnce(this.pipeline, override);
     }
     return this.finishAnswer('request_headers', this.pipeline.run('requestHeaders', this.x), override);
