@@ -38,6 +38,8 @@ export class Pipeline {
   private readonly byPhase: Record<Phase, Stage[]>;
   /** Response-body observers fed by the observability stream (empty unless `streamObserver`). */
   private readonly observers: Stage[];
+  /** Stages with a `finish` hook. */
+  private readonly finishers: Stage[];
 
   constructor(
     readonly stages: readonly Stage[],
@@ -46,6 +48,7 @@ export class Pipeline {
   ) {
     const observes = (s: Stage): boolean => streamObserver && s.responseBodyAccess === 'observe';
     this.observers = stages.filter((s) => s.responseBody && observes(s));
+    this.finishers = stages.filter((s) => s.finish);
     this.byPhase = {
       requestHeaders: stages.filter((s) => s.requestHeaders),
       requestBody: stages.filter((s) => s.requestBody),
@@ -157,11 +160,15 @@ export class Pipeline {
   }
 
   /** Runs every stage's `finish` hook once the stream is over; errors are logged, never thrown. */
-  async finish(x: Exchange): Promise<void> {
-    for (const stage of this.stages) {
-      if (!stage.finish) continue;
+  finish(x: Exchange): void {
+    // Most pipelines have no finish hook: no promise per stream for them.
+    if (this.finishers.length > 0) void this.runFinishers(x);
+  }
+
+  private async runFinishers(x: Exchange): Promise<void> {
+    for (const stage of this.finishers) {
       try {
-        await stage.finish(x);
+        await stage.finish!(x);
       } catch (err) {
         x.log.error('stage finish failed', { stage: stage.name, error: describeError(err) });
       }

@@ -145,7 +145,7 @@ export class ProcessStream {
     if (this.release) this.release();
     // An observability stream's exchange is finished by its main stream; one that found no main
     // stream must not run finish hooks a second time for the same request.
-    else if (!this.observability) void this.pipeline.finish(this.x);
+    else if (!this.observability) this.pipeline.finish(this.x);
   }
 
   /** A bug in the adapter or a stage must cost this request its processing, not the server. */
@@ -257,7 +257,7 @@ export class ProcessStream {
     if (this.seen & REQUEST_HEADERS) return this.outOfOrder('request_headers');
     this.seen |= REQUEST_HEADERS;
     this.x.requestHeaders = headersOf(h);
-    if (this.pipeline.hasObservers) this.release = this.deps.links.register(this.x, () => void this.pipeline.finish(this.x));
+    if (this.pipeline.hasObservers) this.release = this.deps.links.register(this.x, () => this.pipeline.finish(this.x));
     if (h?.end_of_stream) this.seen |= REQUEST_BODY_DONE;
     const override = requestHeadersOverride(this.pipeline.needs, this.x.protocol, this.modes);
     if (!this.pipeline.has('requestHeaders')) {
