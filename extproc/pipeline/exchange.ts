@@ -5,7 +5,7 @@
  * slots, each written by one stage and read by later ones.
  */
 import { randomUUID } from 'node:crypto';
-import type { LogLevel, Logger } from '../telemetry/logger.js';
+import type { LogFields, LogLevel, Logger } from '../telemetry/logger.js';
 import { GatewayError } from '../errors.js';
 import type { HeaderView } from './headers.js';
 
@@ -58,9 +58,14 @@ export class Exchange {
   private parsedJson: { value: unknown } | { error: GatewayError } | undefined;
   private responseBodyWanted = false;
 
+  /**
+   * @param logFields fields every line of this exchange carries besides the request id
+   *   (e.g. which filter the stream came from)
+   */
   constructor(
     private readonly baseLog: Logger,
     private readonly maxInspectBytes: number,
+    private readonly logFields?: LogFields,
   ) {}
 
   /**
@@ -106,7 +111,7 @@ export class Exchange {
 
   /** Logger bound to the request id (built on first use: most exchanges never log). */
   get log(): Logger {
-    return (this.boundLog ??= this.baseLog.child({ request_id: this.requestId }));
+    return (this.boundLog ??= this.baseLog.child({ request_id: this.requestId, ...this.logFields }));
   }
 
   get<T>(key: Slot<T>): T | undefined {

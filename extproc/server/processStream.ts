@@ -46,6 +46,7 @@ const REQUEST_BODY_DONE = 2;
 const RESPONSE_HEADERS = 4;
 
 const EMPTY = Buffer.alloc(0);
+const ATTEMPT_FIELDS = { filter: 'attempt' };
 
 /** One ext_proc stream. */
 export class ProcessStream {
@@ -74,7 +75,7 @@ export class ProcessStream {
   ) {
     const role = roleOf(call.metadata);
     this.pipeline = deps.pipeline(role);
-    this.x = new Exchange(role === 'router' ? deps.log : deps.log.child({ filter: role }), deps.maxInspectBytes);
+    this.x = new Exchange(deps.log, deps.maxInspectBytes, role === 'router' ? undefined : ATTEMPT_FIELDS);
     call.on('data', (msg: PbProcessingRequest) => this.onMessage(msg));
     // Envoy half-closes, then cancels (client_impl.cc close()); both are normal ends.
     call.on('end', () => {
