@@ -18,7 +18,7 @@
  * which is the same for the shipped config, where every filter uses the default authority.)
  */
 import * as grpc from '@grpc/grpc-js';
-import type { ClusterConfig, GrpcServiceConfig } from './config.js';
+import type { ClusterConfig, GrpcServiceConfig } from './config/index.js';
 import { extProcClientConstructor, type ProcessingRequest, type ProcessingResponse } from './proto.js';
 import type { StandinStats } from './stats.js';
 

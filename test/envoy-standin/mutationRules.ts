@@ -4,7 +4,7 @@
  * - `source/extensions/filters/http/ext_proc/mutation_utils.cc` (applyHeaderMutations,
  *   applyBodyMutations), see facts §1.3, §2.6, §2.11.
  */
-import type { MutationRulesConfig } from './config.js';
+import type { MutationRulesConfig } from './config/index.js';
 import { HeaderMap, headerNameIsValid, headerValueIsValid } from './headers.js';
 import { toBuffer, type PbBodyMutation, type PbHeaderMutation } from './proto.js';
 

@@ -3,7 +3,7 @@
  * source/common/common/backoff_strategy.cc, the previous_priorities retry priority and the
  * previous_hosts retry host predicate (facts §3.1–§3.3).
  */
-import type { ClusterConfig, EndpointConfig, RetryPolicyConfig } from './config.js';
+import type { ClusterConfig, EndpointConfig, RetryPolicyConfig } from './config/index.js';
 import type { HeaderMap } from './headers.js';
 import type { Prng } from './chunker.js';
 import type { StandinStats } from './stats.js';

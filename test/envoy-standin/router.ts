@@ -4,7 +4,7 @@
  * filter chains, and the response hand-off to the encoder filters.
  */
 import type { Prng } from './chunker.js';
-import type { ClusterConfig, RetryPolicyConfig, RouteConfig, VirtualHostConfig } from './config.js';
+import type { ClusterConfig, RetryPolicyConfig, RouteConfig, VirtualHostConfig } from './config/index.js';
 import type { ExtProcClients } from './extProcClient.js';
 import type { FilterCallbacks, StreamFilter } from './filterManager.js';
 import type { HeaderMap } from './headers.js';

@@ -25,7 +25,7 @@ import {
   parseHostPort,
   type BootstrapConfig,
   type HcmConfig,
-} from './config.js';
+} from './config/index.js';
 import YAML from 'yaml';
 import { ExtProcClients } from './extProcClient.js';
 import { ExtProcFilter } from './extProcFilter.js';

@@ -7,7 +7,7 @@
  */
 import http from 'node:http';
 import { BodyChunkFeeder, Chunker, type Prng } from './chunker.js';
-import type { ClusterConfig, HeaderMutationOp, HttpFilterConfig } from './config.js';
+import type { ClusterConfig, HeaderMutationOp, HttpFilterConfig } from './config/index.js';
 import type { ExtProcClients } from './extProcClient.js';
 import { ExtProcFilter } from './extProcFilter.js';
 import { FilterManager, type FilterCallbacks, type FilterFactory, type RouteProvider, type StreamFilter, type StreamInfo } from './filterManager.js';

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyEndpointOverrides, parseBootstrap, UnsupportedConfigError } from '../envoy-standin/config.js';
+import { applyEndpointOverrides, parseBootstrap, UnsupportedConfigError } from '../envoy-standin/config/index.js';
 import { Chunker, Prng } from '../envoy-standin/chunker.js';
 import { ClusterResources, HostSelector, parseRetryOn, RetryState } from '../envoy-standin/retry.js';
 import { HeaderMap } from '../envoy-standin/headers.js';

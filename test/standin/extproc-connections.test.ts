@@ -12,7 +12,7 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseBootstrap } from '../envoy-standin/config.js';
+import { parseBootstrap } from '../envoy-standin/config/index.js';
 import {
   autoRespond,
   continueFor,

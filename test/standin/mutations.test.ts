@@ -4,7 +4,7 @@
  * with route_cache_action.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { MutationRulesConfig } from '../envoy-standin/config.js';
+import type { MutationRulesConfig } from '../envoy-standin/config/index.js';
 import { HeaderMap } from '../envoy-standin/headers.js';
 import { MutationChecker, applyHeaderMutations } from '../envoy-standin/mutationRules.js';
 import {
