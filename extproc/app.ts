@@ -8,7 +8,7 @@ import type { GatewayConfig } from './config/schema.js';
 import { watchFile, type StopWatching } from './config/watch.js';
 import { startExtProcServer, type ExtProcServer } from './server/grpcServer.js';
 import { buildPipelines, builtinStages, stageCheck, type Pipelines, type StageRegistry } from './stages/registry.js';
-import { createLogger, type LogSink, type Logger } from './telemetry/logger.js';
+import { createLogger, switchableLogger, type LogSink, type Logger } from './telemetry/logger.js';
 
 /** How to start a gateway. */
 export interface GatewayOptions {
@@ -44,13 +44,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const checks: ConfigCheck[] = [stageCheck(registry)];
   let config = options.config;
   let log: Logger = createLogger(config.logging.level, options.logSink);
+  // Streams log through this so a reload's new level applies to streams opened after it.
+  const streamLog = switchableLogger(log);
   let pipelines: Pipelines = buildPipelines(config, registry, { log });
 
   const server = await startExtProcServer(
     { ...config.server, maxInspectBytes: config.pipeline.maxInspectBytes, observerLingerMs: config.pipeline.observerLingerMs },
     (role) => pipelines[role],
-    // Streams log through this indirection so a reload's new level applies to new streams.
-    new Proxy({} as Logger, { get: (_t, key) => log[key as keyof Logger] }),
+    streamLog.logger,
   );
   log.info('gateway listening', { port: server.port, stages: config.pipeline.stages.length });
 
@@ -62,6 +63,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     config = next;
     log = nextLog;
+    streamLog.set(nextLog);
     pipelines = nextPipelines;
   };
 

@@ -66,3 +66,23 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return String(err);
 }
+
+/**
+ * A logger whose destination can be swapped (config reload) while long-lived holders keep the
+ * same object: each call goes to the logger set last.
+ */
+export function switchableLogger(initial: Logger): { logger: Logger; set(next: Logger): void } {
+  let target = initial;
+  const logger: Logger = {
+    get level() {
+      return target.level;
+    },
+    enabled: (lvl) => target.enabled(lvl),
+    debug: (msg, fields) => target.debug(msg, fields),
+    info: (msg, fields) => target.info(msg, fields),
+    warn: (msg, fields) => target.warn(msg, fields),
+    error: (msg, fields) => target.error(msg, fields),
+    child: (fields) => target.child(fields),
+  };
+  return { logger, set: (next) => void (target = next) };
+}

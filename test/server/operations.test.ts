@@ -104,6 +104,12 @@ describe('hot reload', () => {
     const fresh = client.open();
     fresh.send(requestHeaders());
     expect(setHeadersOf((await fresh.next()).request_headers.response)).toEqual({ 'x-config': 'test-v2' });
+    // The new file has no logging section: level info from now on, so new streams log no debug lines.
+    const reloadedAt = gw.logs.findIndex((l) => l['msg'] === 'config reloaded');
+    fresh.end();
+    await fresh.status;
+    await sleep(20);
+    expect(gw.logs.slice(reloadedAt).filter((l) => l['level'] === 'debug')).toEqual([]);
 
     writeFileSync(file, 'pipeline: { stages: [test-v3] }\nrouts: []\n');
     for (let i = 0; i < 50 && !gw.logs.some((l) => l['msg'] === 'config reload rejected; keeping the running config'); i++) await sleep(20);
