@@ -122,6 +122,19 @@ export class Exchange {
     (this.slots ??= new Map()).set(key, value);
   }
 
+  /** Set by the protocol adapter while a message is being answered; see `requestMoreTime`. */
+  moreTimeHandler: ((ms: number) => boolean) | undefined;
+
+  /**
+   * Asks Envoy to wait up to `ms` for the answer being prepared (ProcessingResponse
+   * override_message_timeout), for a stage about to do slow I/O. Envoy honours it once per
+   * message and only within the filter's `max_message_timeout`. Returns false when it cannot be
+   * sent (not while answering a message, already sent for this message, observability stream).
+   */
+  requestMoreTime(ms: number): boolean {
+    return this.moreTimeHandler?.(ms) ?? false;
+  }
+
   /** Asks for this exchange's response body (stages with `responseBodyUse: 'on-demand'`). */
   wantResponseBody(): void {
     this.responseBodyWanted = true;

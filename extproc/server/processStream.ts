@@ -48,6 +48,12 @@ const RESPONSE_HEADERS = 4;
 const EMPTY = Buffer.alloc(0);
 const ATTEMPT_FIELDS = { filter: 'attempt' };
 
+/** google.protobuf.Duration for a number of milliseconds. */
+function durationOf(ms: number): { seconds: number; nanos: number } {
+  const whole = Math.max(1, Math.round(ms));
+  return { seconds: Math.floor(whole / 1000), nanos: (whole % 1000) * 1_000_000 };
+}
+
 /** One ext_proc stream. */
 export class ProcessStream {
   private readonly pipeline: Pipeline;
@@ -68,6 +74,10 @@ export class ProcessStream {
   private warnedOrder = false;
   /** Envoy runs this filter in observability mode: no answers expected. */
   private observability = false;
+  /** A message is being answered (a stage may ask for more time). */
+  private answering = false;
+  /** More time was already asked for the message being answered (Envoy honours it once). */
+  private extended = false;
 
   constructor(
     private readonly call: Call,
@@ -76,6 +86,7 @@ export class ProcessStream {
     const role = roleOf(call.metadata);
     this.pipeline = deps.pipeline(role);
     this.x = new Exchange(deps.log, deps.maxInspectBytes, role === 'router' ? undefined : ATTEMPT_FIELDS);
+    this.x.moreTimeHandler = (ms) => this.extendTimeout(ms);
     call.on('data', (msg: PbProcessingRequest) => this.onMessage(msg));
     // Envoy half-closes, then cancels (client_impl.cc close()); both are normal ends.
     call.on('end', () => {
@@ -93,6 +104,14 @@ export class ProcessStream {
     this.close('shutdown');
   }
 
+  /** Sends override_message_timeout for the message being answered (see Exchange.requestMoreTime). */
+  private extendTimeout(ms: number): boolean {
+    if (!this.answering || this.extended || this.done || this.observability) return false;
+    this.extended = true;
+    this.call.write({ override_message_timeout: durationOf(ms) });
+    return true;
+  }
+
   private onMessage(msg: PbProcessingRequest): void {
     if (this.done) return;
     if (this.busy) (this.queue ??= []).push(msg);
@@ -101,6 +120,8 @@ export class ProcessStream {
 
   private step(msg: PbProcessingRequest): void {
     let answer: Answer | Promise<Answer>;
+    this.answering = true;
+    this.extended = false;
     try {
       answer = this.handle(msg);
     } catch (err) {
@@ -111,11 +132,13 @@ export class ProcessStream {
       answer
         .catch((err: unknown) => this.internalError(msg, err))
         .then((a) => {
+          this.answering = false;
           this.busy = false;
           this.send(a);
           this.drain();
         });
     } else {
+      this.answering = false;
       this.send(answer);
     }
   }

@@ -177,6 +177,24 @@ describe('Envoy behaviours the gateway relies on, end to end', () => {
     expect(s.openai.requests).toHaveLength(0);
   });
 
+  it('override_message_timeout: a slow stage that asks for more time (within max_message_timeout) is not cut off', async () => {
+    const patient: StageFactory<never> = {
+      name: 'test-patient',
+      create: () => ({
+        name: 'test-patient',
+        failure: 'open',
+        async requestBody(x) {
+          x.requestMoreTime(2000);
+          await sleep(600);
+        },
+      }),
+    };
+    const s = await setup({ pipeline: { stages: ['test-patient'] } }, [patient], (doc) => (mainFilter(doc).message_timeout = '0.2s'));
+    const res = await s.oa.chat.completions.create({ model: 'gpt-4o', messages });
+    expect(res.choices[0]!.message.content).toContain('Tell me about Envoy');
+    expect(s.envoy.stats.counter('ext_proc.override_message_timeout_received')).toBe(1);
+  });
+
   it('fail closed: with the gateway unreachable Envoy answers 500 and forwards nothing', async () => {
     const s = await setup({}, [], undefined, '127.0.0.1:1');
     const res = await fetch(`${s.envoy.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"gpt-4o"}' });

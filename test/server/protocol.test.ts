@@ -136,6 +136,30 @@ describe('with stages', () => {
     expect(gw!.logs.some((l) => String(l['msg']).startsWith('request body arrived STREAMED'))).toBe(true);
   });
 
+  it('lets a slow stage ask Envoy for more time: override_message_timeout first, alone, once per message', async () => {
+    const granted: boolean[] = [];
+    const slow: StageFactory<never> = {
+      name: 'test-more-time',
+      create: () => ({
+        name: 'test-more-time',
+        failure: 'open',
+        async requestBody(x) {
+          granted.push(x.requestMoreTime(2500), x.requestMoreTime(9000));
+          await sleep(30);
+        },
+      }),
+    };
+    const s = await open({ pipeline: { stages: ['test-more-time'] } }, [slow]);
+    s.send(requestHeaders());
+    await s.next();
+    s.send({ request_body: { body: Buffer.from('{}'), end_of_stream: true } });
+    const extend = await s.next();
+    expect(extend.response).toBeUndefined(); // "the data plane ignores other fields in the response"
+    expect(extend.override_message_timeout).toEqual({ seconds: '2', nanos: 500_000_000 });
+    expect((await s.next()).response).toBe('request_body');
+    expect(granted).toEqual([true, false]);
+  });
+
   it('answers with an immediate response and then stays silent', async () => {
     const s = await open({ pipeline: { stages: [{ name: 'test-respond', status: 429 }] } }, [respondStage]);
     s.send(requestHeaders());
