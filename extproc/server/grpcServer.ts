@@ -12,7 +12,7 @@ import type { Logger } from '../telemetry/logger.js';
 import { encodeResponse, responseKindFor } from './encode.js';
 import { ExchangeLinks } from './exchangeLinks.js';
 import { HealthService } from './health.js';
-import { ProcessStream } from './processStream.js';
+import { ProcessStream, type StreamDeps } from './processStream.js';
 import { loadExtProcService, type PbProcessingMode, type PbProcessingRequest, type PbProcessingResponse, type RequestKind } from './protocol.js';
 
 /** Settings of the gRPC listener. */
@@ -66,21 +66,21 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
   });
   const streams = new Set<ProcessStream>();
   const links = new ExchangeLinks(options.observerLingerMs);
+  // Shared by every stream (one object, not one per stream).
+  const deps: StreamDeps = {
+    pipeline,
+    log,
+    continueFor,
+    encodeOnce,
+    maxInspectBytes: options.maxInspectBytes,
+    links,
+    onClosed: (s) => streams.delete(s),
+  };
   const health = new HealthService([EXT_PROC_SERVICE]);
   health.register(server);
   server.addService(service, {
     Process: (call: ServerDuplexStream<PbProcessingRequest, PbProcessingResponse>) => {
-      streams.add(
-        new ProcessStream(call, {
-          pipeline,
-          log,
-          continueFor,
-          encodeOnce,
-          maxInspectBytes: options.maxInspectBytes,
-          links,
-          onClosed: (s) => streams.delete(s),
-        }),
-      );
+      streams.add(new ProcessStream(call, deps));
     },
   });
 
