@@ -12,7 +12,6 @@ export const errorCatalogue = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, type: 'invalid_request_error' },
   PAYLOAD_TOO_LARGE: { status: 413, type: 'invalid_request_error' },
   STAGE_FAILED: { status: 500, type: 'server_error' },
-  DEPENDENCY_UNAVAILABLE: { status: 503, type: 'server_error' },
 } as const;
 
 /** A catalogue code. */

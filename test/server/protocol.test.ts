@@ -231,6 +231,35 @@ describe('with stages', () => {
     expect(setHeadersOf((await s.next()).request_headers.response)).toEqual({ 'x-gateway-cluster': 'openai' });
   });
 
+  it("on-demand response bodies: asked for only on exchanges where an earlier phase wanted them", async () => {
+    const seen: string[] = [];
+    const stage: StageFactory<never> = {
+      name: 'test-on-demand',
+      create: () => ({
+        name: 'test-on-demand',
+        failure: 'open',
+        responseBodyUse: 'on-demand',
+        requestHeaders: (x) => (x.requestHeaders?.get('x-want-body') === 'yes' ? x.wantResponseBody() : undefined),
+        responseBody: (_x, _out, chunk) => void seen.push(chunk.bytes.toString()),
+      }),
+    };
+    const s = await open({ pipeline: { stages: ['test-on-demand'] } }, [stage]);
+    const jsonHeaders = { headers: { headers: [{ key: ':status', raw_value: Buffer.from('200') }, { key: 'content-type', raw_value: Buffer.from('application/json') }] } };
+    s.send(requestHeaders({ 'x-want-body': 'no' }));
+    await s.next();
+    s.send({ response_headers: jsonHeaders });
+    expect((await s.next()).mode_override).toEqual({ request_body_mode: 'NONE', response_body_mode: 'NONE' });
+
+    const wanted = client!.open();
+    wanted.send(requestHeaders({ 'x-want-body': 'yes' }));
+    await wanted.next();
+    wanted.send({ response_headers: jsonHeaders });
+    expect((await wanted.next()).mode_override).toBeUndefined(); // BUFFERED, as configured
+    wanted.send({ response_body: { body: Buffer.from('{"ok":true}'), end_of_stream: true } });
+    await wanted.next();
+    expect(seen).toEqual(['{"ok":true}']);
+  });
+
   it('does not set clear_route_cache without a header mutation (Envoy would ignore it)', async () => {
     const stage: StageFactory<never> = {
       name: 'test-refresh-only',
