@@ -12,7 +12,7 @@ import type { StageFactory } from '../../extproc/pipeline/stage.js';
 import { requestSummary } from '../../extproc/stages/parseRequest.js';
 import { startStandin, type Standin } from '../envoy-standin/standin.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/index.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestGateway, testStage, type TestGateway } from '../helpers/gateway.js';
 import { bytesOf, envoyYamlPath, recordingFetch, type ReceivedBody } from './helpers.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -71,18 +71,13 @@ describe('Envoy behaviours the gateway relies on, end to end', () => {
   });
 
   it('clear_route_cache + cluster_header: a cluster chosen from the body re-routes the request', async () => {
-    const route: StageFactory<never> = {
-      name: 'test-route',
-      create: () => ({
-        name: 'test-route',
-        failure: 'open',
-        requestBody(x, out) {
-          const model = x.get(requestSummary)?.model ?? '';
-          out.setHeader('x-gateway-cluster', model.startsWith('claude') ? 'anthropic' : 'openai');
-          out.clearRouteCache = true;
-        },
-      }),
-    };
+    const route: StageFactory<never> = testStage('test-route', {
+      requestBody(x, out) {
+        const model = x.get(requestSummary)?.model ?? '';
+        out.setHeader('x-gateway-cluster', model.startsWith('claude') ? 'anthropic' : 'openai');
+        out.clearRouteCache = true;
+      },
+    });
     const s = await setup({ pipeline: { stages: ['parse-request', 'test-route'] } }, [route]);
     const msg = await s.an.messages.create({ model: 'claude-sonnet-4', max_tokens: 50, messages });
     expect(msg.type).toBe('message');
@@ -94,15 +89,10 @@ describe('Envoy behaviours the gateway relies on, end to end', () => {
   });
 
   it('immediate_response: the gateway answers for the provider, which never sees the request', async () => {
-    const deny: StageFactory<never> = {
-      name: 'test-deny',
-      create: () => ({
-        name: 'test-deny',
-        failure: 'open',
-        requestBody: (_x, out) =>
-          out.respond({ status: 429, headers: { 'content-type': 'application/json', 'retry-after': '9' }, body: JSON.stringify({ error: { message: 'budget exhausted', type: 'rate_limit_error' } }) }),
-      }),
-    };
+    const deny: StageFactory<never> = testStage('test-deny', {
+      requestBody: (_x, out) =>
+        out.respond({ status: 429, headers: { 'content-type': 'application/json', 'retry-after': '9' }, body: JSON.stringify({ error: { message: 'budget exhausted', type: 'rate_limit_error' } }) }),
+    });
     const s = await setup({ pipeline: { stages: ['test-deny'] } }, [deny]);
     const err = await s.oa.chat.completions.create({ model: 'gpt-4o', messages }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
@@ -114,17 +104,12 @@ describe('Envoy behaviours the gateway relies on, end to end', () => {
 
   it('STREAMED override for SSE: a stage that rewrites every chunk still delivers the stream chunk by chunk, without content-length', async () => {
     let chunks = 0;
-    const copy: StageFactory<never> = {
-      name: 'test-copy',
-      create: () => ({
-        name: 'test-copy',
-        failure: 'open',
-        responseBody(_x, out, chunk) {
-          chunks++;
-          out.replaceBody(Buffer.from(chunk.bytes)); // a rewrite that keeps the bytes
-        },
-      }),
-    };
+    const copy: StageFactory<never> = testStage('test-copy', {
+      responseBody(_x, out, chunk) {
+        chunks++;
+        out.replaceBody(Buffer.from(chunk.bytes)); // a rewrite that keeps the bytes
+      },
+    });
     const s = await setup({ pipeline: { stages: ['test-copy'] } }, [copy]);
     s.openai.script({ holdAfterChunks: 2 });
     const stream = await s.oa.chat.completions.create({ model: 'gpt-4o', messages, stream: true }).withResponse();
@@ -139,10 +124,9 @@ describe('Envoy behaviours the gateway relies on, end to end', () => {
   });
 
   it('dynamic metadata: what the gateway records reaches Envoy’s access log (receiving namespace ai_gateway)', async () => {
-    const tag: StageFactory<never> = {
-      name: 'test-tag',
-      create: () => ({ name: 'test-tag', failure: 'open', requestBody: (x, out) => out.setMetadata('ai_gateway', 'model', x.get(requestSummary)?.model ?? '') }),
-    };
+    const tag: StageFactory<never> = testStage('test-tag', {
+      requestBody: (x, out) => out.setMetadata('ai_gateway', 'model', x.get(requestSummary)?.model ?? ''),
+    });
     const s = await setup({ pipeline: { stages: ['parse-request', 'test-tag'] } }, [tag]);
     await s.oa.chat.completions.create({ model: 'gpt-4o-mini', messages });
     await s.envoy.stats.waitForRequests(1);
@@ -150,10 +134,9 @@ describe('Envoy behaviours the gateway relies on, end to end', () => {
   });
 
   it('x-envoy-* steering (allow_envoy): a stage can turn retries off for one request', async () => {
-    const noRetry: StageFactory<never> = {
-      name: 'test-no-retry',
-      create: () => ({ name: 'test-no-retry', failure: 'open', requestHeaders: (_x, out) => out.setHeader('x-envoy-max-retries', '0') }),
-    };
+    const noRetry: StageFactory<never> = testStage('test-no-retry', {
+      requestHeaders: (_x, out) => out.setHeader('x-envoy-max-retries', '0'),
+    });
     const s = await setup({ pipeline: { stages: ['test-no-retry'] } }, [noRetry]);
     s.openai.script({ error: { status: 503 } });
     const err = await s.oa.chat.completions.create({ model: 'gpt-4o', messages }).catch((e: unknown) => e);
@@ -170,7 +153,7 @@ describe('Envoy behaviours the gateway relies on, end to end', () => {
   });
 
   it('message_timeout: a stage slower than Envoy’s per-message timeout gets the request a 504 (failure_mode_allow: false)', async () => {
-    const slow: StageFactory<never> = { name: 'test-slow', create: () => ({ name: 'test-slow', failure: 'open', requestBody: () => sleep(600) }) };
+    const slow: StageFactory<never> = testStage('test-slow', { requestBody: () => sleep(600) });
     const s = await setup({ pipeline: { stages: ['test-slow'] } }, [slow], (doc) => (mainFilter(doc).message_timeout = '0.2s'));
     const res = await fetch(`${s.envoy.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":"gpt-4o"}' });
     expect(res.status).toBe(504);
@@ -178,17 +161,12 @@ describe('Envoy behaviours the gateway relies on, end to end', () => {
   });
 
   it('override_message_timeout: a slow stage that asks for more time (within max_message_timeout) is not cut off', async () => {
-    const patient: StageFactory<never> = {
-      name: 'test-patient',
-      create: () => ({
-        name: 'test-patient',
-        failure: 'open',
-        async requestBody(x) {
-          x.requestMoreTime(2000);
-          await sleep(600);
-        },
-      }),
-    };
+    const patient: StageFactory<never> = testStage('test-patient', {
+      async requestBody(x) {
+        x.requestMoreTime(2000);
+        await sleep(600);
+      },
+    });
     const s = await setup({ pipeline: { stages: ['test-patient'] } }, [patient], (doc) => (mainFilter(doc).message_timeout = '0.2s'));
     const res = await s.oa.chat.completions.create({ model: 'gpt-4o', messages });
     expect(res.choices[0]!.message.content).toContain('Tell me about Envoy');
@@ -203,10 +181,9 @@ describe('Envoy behaviours the gateway relies on, end to end', () => {
   });
 
   it('graceful drain: a streamed answer in flight completes while the gateway shuts down', async () => {
-    const copy: StageFactory<never> = {
-      name: 'test-copy',
-      create: () => ({ name: 'test-copy', failure: 'open', responseBody: (_x, out, chunk) => out.replaceBody(Buffer.from(chunk.bytes)) }),
-    };
+    const copy: StageFactory<never> = testStage('test-copy', {
+      responseBody: (_x, out, chunk) => out.replaceBody(Buffer.from(chunk.bytes)),
+    });
     const s = await setup({ pipeline: { stages: ['test-copy'] } }, [copy]);
     s.openai.script({ holdAfterChunks: 1 });
     const stream = await s.oa.chat.completions.create({ model: 'gpt-4o', messages, stream: true });

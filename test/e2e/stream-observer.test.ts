@@ -21,7 +21,7 @@ import { requestSummary } from '../../extproc/stages/parseRequest.js';
 import { repoRoot } from '../envoy-standin/proto.js';
 import { startStandin, type Standin } from '../envoy-standin/standin.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/index.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestGateway, testStage, type TestGateway } from '../helpers/gateway.js';
 import { bytesOf, envoyYamlPath, recordingFetch, type ReceivedBody } from './helpers.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -87,26 +87,21 @@ interface Finished {
 }
 const finished: Finished[] = [];
 
-const observeStage: StageFactory<never> = {
-  name: 'test-observe',
-  create: () => ({
-    name: 'test-observe',
-    failure: 'open',
-    responseBodyAccess: 'observe',
-    responseBody(x, _out, chunk) {
-      let o = observed.find((e) => e.x === x);
-      if (!o) observed.push((o = { x, requestId: x.requestId, model: undefined, chunks: [], at: [], endOfStream: false }));
-      // Written by parse-request on the main stream; the observer stream runs on the same exchange.
-      o.model = x.get(requestSummary)?.model;
-      o.chunks.push(Buffer.from(chunk.bytes));
-      o.at.push(performance.now());
-      if (chunk.endOfStream) o.endOfStream = true;
-    },
-    finish(x) {
-      finished.push({ x, requestId: x.requestId, model: x.get(requestSummary)?.model, at: performance.now(), attributes: Object.keys(x.attributes) });
-    },
-  }),
-};
+const observeStage: StageFactory<never> = testStage('test-observe', {
+  responseBodyAccess: 'observe',
+  responseBody(x, _out, chunk) {
+    let o = observed.find((e) => e.x === x);
+    if (!o) observed.push((o = { x, requestId: x.requestId, model: undefined, chunks: [], at: [], endOfStream: false }));
+    // Written by parse-request on the main stream; the observer stream runs on the same exchange.
+    o.model = x.get(requestSummary)?.model;
+    o.chunks.push(Buffer.from(chunk.bytes));
+    o.at.push(performance.now());
+    if (chunk.endOfStream) o.endOfStream = true;
+  },
+  finish(x) {
+    finished.push({ x, requestId: x.requestId, model: x.get(requestSummary)?.model, at: performance.now(), attributes: Object.keys(x.attributes) });
+  },
+});
 
 describe('stream observer through the Envoy stand-in (shipped envoy.yaml + observability filter)', () => {
   let provider: FakeProvider;

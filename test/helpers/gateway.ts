@@ -1,7 +1,7 @@
 /** Starts a gateway on a free loopback port for a test, with log lines captured. */
 import { startGateway, type Gateway } from '../../extproc/app.js';
 import { parseConfig } from '../../extproc/config/load.js';
-import type { StageFactory } from '../../extproc/pipeline/stage.js';
+import type { Stage, StageFactory } from '../../extproc/pipeline/stage.js';
 import { builtinStages, extendRegistry, stageCheck } from '../../extproc/stages/registry.js';
 
 /** A gateway for tests plus the JSON log lines it wrote. */
@@ -17,4 +17,9 @@ export async function startTestGateway(config: Record<string, unknown> = {}, sta
   const logs: Record<string, unknown>[] = [];
   const gw = await startGateway({ config: parsed, registry, logSink: (line) => logs.push(JSON.parse(line) as Record<string, unknown>), ...(configPath ? { configPath } : {}) });
   return Object.assign(gw, { logs });
+}
+
+/** A stage factory for tests: `handlers` with the stage's name and failure policy filled in. */
+export function testStage(name: string, handlers: Omit<Stage, 'name' | 'failure'>, failure: Stage['failure'] = 'open'): StageFactory<never> {
+  return { name, create: () => ({ name, failure, ...handlers }) };
 }

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { StageFactory } from '../../extproc/pipeline/stage.js';
 import { connect, requestHeaders } from '../helpers/extProcClient.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestGateway, testStage, type TestGateway } from '../helpers/gateway.js';
 
 let gw: TestGateway | undefined;
 let client: ReturnType<typeof connect> | undefined;
@@ -16,10 +16,9 @@ afterEach(async () => {
 });
 
 /** A stage after parse-request that would rewrite the body: it must not run on an unread body. */
-const rewriteStage: StageFactory<never> = {
-  name: 'test-rewrite',
-  create: () => ({ name: 'test-rewrite', failure: 'open', requestBody: (_x, out) => out.replaceBody('{"rewritten":true}') }),
-};
+const rewriteStage: StageFactory<never> = testStage('test-rewrite', {
+  requestBody: (_x, out) => out.replaceBody('{"rewritten":true}'),
+});
 
 /** Starts a gateway with `pipeline`, sends request headers then `body`, and returns the body's answer. */
 async function answerToBody(pipeline: Record<string, unknown>, stages: StageFactory<never>[], body: Buffer, headers: Record<string, string> = {}) {
@@ -66,17 +65,17 @@ describe.each(cases)('$name', ({ body, headers, status, extra }) => {
 });
 
 describe('stage failures', () => {
-  const throwing = (failure: 'open' | 'closed'): StageFactory<never> => ({
-    name: `test-throw-${failure}`,
-    create: () => ({
-      name: `test-throw-${failure}`,
-      failure,
-      async requestBody() {
-        await Promise.resolve();
-        throw new Error('backend exploded');
+  const throwing = (failure: 'open' | 'closed'): StageFactory<never> =>
+    testStage(
+      `test-throw-${failure}`,
+      {
+        async requestBody() {
+          await Promise.resolve();
+          throw new Error('backend exploded');
+        },
       },
-    }),
-  });
+      failure,
+    );
 
   it('fail open: logs and continues with the next stage', async () => {
     const r = await answerToBody({ stages: ['test-throw-open', 'test-rewrite'] }, [throwing('open'), rewriteStage], Buffer.from('{}'));

@@ -7,31 +7,25 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { slot } from '../../extproc/pipeline/exchange.js';
 import type { StageFactory } from '../../extproc/pipeline/stage.js';
 import { connect, requestHeaders } from '../helpers/extProcClient.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestGateway, testStage, type TestGateway } from '../helpers/gateway.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const tenant = slot<string>('tenant');
 const seen: { tenant: string | undefined; text: string; finished: number } = { tenant: undefined, text: '', finished: 0 };
 
-const tagTenant: StageFactory<never> = {
-  name: 'test-tenant',
-  create: () => ({ name: 'test-tenant', failure: 'open', requestBody: (x) => x.set(tenant, 'acme') }),
-};
-const countChunks: StageFactory<never> = {
-  name: 'test-observe',
-  create: () => ({
-    name: 'test-observe',
-    failure: 'open',
-    responseBodyAccess: 'observe',
-    responseBody(x, _out, chunk) {
-      seen.tenant = x.get(tenant);
-      seen.text += chunk.bytes.toString();
-    },
-    finish() {
-      seen.finished++;
-    },
-  }),
-};
+const tagTenant: StageFactory<never> = testStage('test-tenant', {
+  requestBody: (x) => x.set(tenant, 'acme'),
+});
+const countChunks: StageFactory<never> = testStage('test-observe', {
+  responseBodyAccess: 'observe',
+  responseBody(x, _out, chunk) {
+    seen.tenant = x.get(tenant);
+    seen.text += chunk.bytes.toString();
+  },
+  finish() {
+    seen.finished++;
+  },
+});
 
 let gw: TestGateway | undefined;
 let client: ReturnType<typeof connect> | undefined;

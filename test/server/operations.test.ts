@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadService } from '../../extproc/server/protocol.js';
 import type { StageFactory } from '../../extproc/pipeline/stage.js';
 import { connect, requestHeaders, setHeadersOf } from '../helpers/extProcClient.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestGateway, testStage, type TestGateway } from '../helpers/gateway.js';
 
 const root = join(import.meta.dirname, '../..');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -47,10 +47,9 @@ describe('health', () => {
 
 describe('graceful shutdown', () => {
   it('lets a stream in flight finish, refuses new ones, and cancels stragglers at the deadline', async () => {
-    const slow: StageFactory<never> = {
-      name: 'test-slow',
-      create: () => ({ name: 'test-slow', failure: 'open', requestBody: () => sleep(300) }),
-    };
+    const slow: StageFactory<never> = testStage('test-slow', {
+      requestBody: () => sleep(300),
+    });
     gw = await startTestGateway({ pipeline: { stages: ['test-slow'] } }, [slow]);
     const client = connect(gw.port);
     const inFlight = client.open();
@@ -77,10 +76,8 @@ describe('graceful shutdown', () => {
 });
 
 describe('hot reload', () => {
-  const tagStage = (name: string): StageFactory<never> => ({
-    name,
-    create: () => ({ name, failure: 'open', requestHeaders: (_x, out) => out.setHeader('x-config', name), requestBody: () => sleep(150) }),
-  });
+  const tagStage = (name: string): StageFactory<never> =>
+    testStage(name, { requestHeaders: (_x, out) => out.setHeader('x-config', name), requestBody: () => sleep(150) });
 
   it('applies a changed file to new streams, keeps streams in flight on their config, and keeps the old config on a bad file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gw-reload-'));

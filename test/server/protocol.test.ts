@@ -7,31 +7,26 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { StageFactory } from '../../extproc/pipeline/stage.js';
 import { connect, requestHeaders, setHeadersOf, type TestStream } from '../helpers/extProcClient.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { startTestGateway, testStage, type TestGateway } from '../helpers/gateway.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Routes by header, rewrites the body after an await, uppercases each response chunk. */
-const mutateStage: StageFactory<never> = {
-  name: 'test-mutate',
-  create: () => ({
-    name: 'test-mutate',
-    failure: 'open',
-    requestHeaders(x, out) {
-      out.setHeader('x-gateway-cluster', 'openai');
-      out.clearRouteCache = true;
-      out.setMetadata('ai_gateway', 'tenant', x.requestHeaders?.get('x-tenant') ?? 'none');
-    },
-    async requestBody(_x, out, body) {
-      await sleep(20);
-      out.replaceBody(Buffer.from(body.bytes.toString().replace('hello', 'HELLO')));
-      out.setHeader('content-length', String(body.bytes.length));
-    },
-    responseBody(_x, out, chunk) {
-      out.replaceBody(chunk.bytes.toString().toUpperCase());
-    },
-  }),
-};
+const mutateStage: StageFactory<never> = testStage('test-mutate', {
+  requestHeaders(x, out) {
+    out.setHeader('x-gateway-cluster', 'openai');
+    out.clearRouteCache = true;
+    out.setMetadata('ai_gateway', 'tenant', x.requestHeaders?.get('x-tenant') ?? 'none');
+  },
+  async requestBody(_x, out, body) {
+    await sleep(20);
+    out.replaceBody(Buffer.from(body.bytes.toString().replace('hello', 'HELLO')));
+    out.setHeader('content-length', String(body.bytes.length));
+  },
+  responseBody(_x, out, chunk) {
+    out.replaceBody(chunk.bytes.toString().toUpperCase());
+  },
+});
 
 const respondStage: StageFactory<never> = {
   name: 'test-respond',
@@ -138,17 +133,12 @@ describe('with stages', () => {
 
   it('lets a slow stage ask Envoy for more time: override_message_timeout first, alone, once per message', async () => {
     const granted: boolean[] = [];
-    const slow: StageFactory<never> = {
-      name: 'test-more-time',
-      create: () => ({
-        name: 'test-more-time',
-        failure: 'open',
-        async requestBody(x) {
-          granted.push(x.requestMoreTime(2500), x.requestMoreTime(9000));
-          await sleep(30);
-        },
-      }),
-    };
+    const slow: StageFactory<never> = testStage('test-more-time', {
+      async requestBody(x) {
+        granted.push(x.requestMoreTime(2500), x.requestMoreTime(9000));
+        await sleep(30);
+      },
+    });
     const s = await open({ pipeline: { stages: ['test-more-time'] } }, [slow]);
     s.send(requestHeaders());
     await s.next();
@@ -186,15 +176,10 @@ describe('with stages', () => {
 
   it('reads protocol_config, attributes and metadata_context from the first messages', async () => {
     const seen: Record<string, unknown>[] = [];
-    const stage: StageFactory<never> = {
-      name: 'test-context',
-      create: () => ({
-        name: 'test-context',
-        failure: 'open',
-        requestHeaders: (x) => void seen.push({ protocol: x.protocol, attributes: { ...x.attributes }, metadata: x.metadata }),
-        responseHeaders: (x) => void seen.push({ attributes: { ...x.attributes }, status: x.responseStatus }),
-      }),
-    };
+    const stage: StageFactory<never> = testStage('test-context', {
+      requestHeaders: (x) => void seen.push({ protocol: x.protocol, attributes: { ...x.attributes }, metadata: x.metadata }),
+      responseHeaders: (x) => void seen.push({ attributes: { ...x.attributes }, status: x.responseStatus }),
+    });
     const str = (v: string) => ({ stringValue: v });
     const s = await open({ pipeline: { stages: ['test-context'] } }, [stage]);
     s.send(
@@ -233,16 +218,11 @@ describe('with stages', () => {
 
   it("on-demand response bodies: asked for only on exchanges where an earlier phase wanted them", async () => {
     const seen: string[] = [];
-    const stage: StageFactory<never> = {
-      name: 'test-on-demand',
-      create: () => ({
-        name: 'test-on-demand',
-        failure: 'open',
-        responseBodyUse: 'on-demand',
-        requestHeaders: (x) => (x.requestHeaders?.get('x-want-body') === 'yes' ? x.wantResponseBody() : undefined),
-        responseBody: (_x, _out, chunk) => void seen.push(chunk.bytes.toString()),
-      }),
-    };
+    const stage: StageFactory<never> = testStage('test-on-demand', {
+      responseBodyUse: 'on-demand',
+      requestHeaders: (x) => (x.requestHeaders?.get('x-want-body') === 'yes' ? x.wantResponseBody() : undefined),
+      responseBody: (_x, _out, chunk) => void seen.push(chunk.bytes.toString()),
+    });
     const s = await open({ pipeline: { stages: ['test-on-demand'] } }, [stage]);
     const jsonHeaders = { headers: { headers: [{ key: ':status', raw_value: Buffer.from('200') }, { key: 'content-type', raw_value: Buffer.from('application/json') }] } };
     s.send(requestHeaders({ 'x-want-body': 'no' }));
@@ -261,10 +241,9 @@ describe('with stages', () => {
   });
 
   it('does not set clear_route_cache without a header mutation (Envoy would ignore it)', async () => {
-    const stage: StageFactory<never> = {
-      name: 'test-refresh-only',
-      create: () => ({ name: 'test-refresh-only', failure: 'open', requestHeaders: (_x, out) => void (out.clearRouteCache = true) }),
-    };
+    const stage: StageFactory<never> = testStage('test-refresh-only', {
+      requestHeaders: (_x, out) => void (out.clearRouteCache = true),
+    });
     const s = await open({ pipeline: { stages: ['test-refresh-only'] } }, [stage]);
     s.send(requestHeaders());
     const r = await s.next();
@@ -305,10 +284,9 @@ describe('bad input and stream ends', () => {
 
   it('survives a client that vanishes mid-stream, runs finish hooks, and leaks no stream', async () => {
     let finished = 0;
-    const stage: StageFactory<never> = {
-      name: 'test-finish',
-      create: () => ({ name: 'test-finish', failure: 'open', requestBody: () => sleep(50), finish: () => void finished++ }),
-    };
+    const stage: StageFactory<never> = testStage('test-finish', {
+      requestBody: () => sleep(50), finish: () => void finished++,
+    });
     const s = await open({ pipeline: { stages: ['test-finish'] } }, [stage]);
     s.send(requestHeaders());
     await s.next();
