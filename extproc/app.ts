@@ -6,6 +6,7 @@
 import { loadConfigFile, type ConfigCheck } from './config/load.js';
 import type { GatewayConfig } from './config/schema.js';
 import { watchFile, type StopWatching } from './config/watch.js';
+import { ServiceRegistry } from './pipeline/services.js';
 import { startExtProcServer, type ExtProcServer } from './server/grpcServer.js';
 import { buildPipelines, builtinStages, stageCheck, type Pipelines, type StageRegistry } from './stages/registry.js';
 import { createLogger, switchableLogger, type LogSink, type Logger } from './telemetry/logger.js';
@@ -46,7 +47,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let log: Logger = createLogger(config.logging.level, options.logSink);
   // Streams log through this so a reload's new level applies to streams opened after it.
   const streamLog = switchableLogger(log);
-  let pipelines: Pipelines = buildPipelines(config, registry, { log });
+  // Shared services (stores, clients) live across reloads; a replaced one stays open for the
+  // streams still using the old pipelines, as long as the drain grace period.
+  const services = new ServiceRegistry(log, config.server.shutdownGraceMs);
+  const build = (cfg: GatewayConfig, buildLog: Logger): Pipelines => {
+    const generation = services.generation();
+    try {
+      const built = buildPipelines(cfg, registry, { log: buildLog, services: generation.services });
+      generation.commit();
+      return built;
+    } catch (err) {
+      generation.abandon();
+      throw err;
+    }
+  };
+  let pipelines: Pipelines = build(config, log);
 
   const server = await startExtProcServer(
     { ...config.server, maxInspectBytes: config.pipeline.maxInspectBytes, observerLingerMs: config.pipeline.observerLingerMs },
@@ -57,7 +72,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const apply = (next: GatewayConfig): void => {
     const nextLog = createLogger(next.logging.level, options.logSink);
-    const nextPipelines = buildPipelines(next, registry, { log: nextLog });
+    const nextPipelines = build(next, nextLog);
     if (JSON.stringify(next.server) !== JSON.stringify(config.server)) {
       nextLog.warn('server settings changed; they take effect after a restart');
     }
@@ -93,6 +108,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     async close(graceMs?: number) {
       stopWatching?.();
       await server.shutdown(graceMs ?? config.server.shutdownGraceMs);
+      await services.closeAll();
     },
   };
 }

@@ -3,11 +3,18 @@
  * Per-request state shared by the stages of one HTTP exchange (one ext_proc stream). The
  * protocol adapter fills the Envoy-provided facts; stages keep their own results in typed
  * slots, each written by one stage and read by later ones.
+ *
+ * Stages see the `Exchange` interface only. `StreamExchange` implements it and adds what the
+ * protocol adapter and the pipeline write (Envoy's modes, the more-time hook, the outcome).
  */
 import { randomUUID } from 'node:crypto';
+import { SseParser, formatSseEvent, type SseEvent } from '../providers/sse.js';
 import type { LogFields, LogLevel, Logger } from '../telemetry/logger.js';
-import { GatewayError } from '../errors.js';
+import { CARRY_NAMESPACE, carryKey, type Carried } from './carry.js';
+import { GatewayError } from './errors.js';
 import type { HeaderView } from './headers.js';
+import type { BodyChunk } from './phases.js';
+import type { FilterRole } from './stage.js';
 
 /** A typed key for a slot of exchange state. */
 export interface Slot<T> {
@@ -16,7 +23,7 @@ export interface Slot<T> {
   readonly __type?: T;
 }
 
-/** Declares a slot; the name is for diagnostics. */
+/** Declares a slot; the name is for diagnostics (config errors name it). */
 export function slot<T>(name: string): Slot<T> {
   return { name };
 }
@@ -29,34 +36,179 @@ export interface EnvoyProtocol {
 }
 
 /** Envoy's defaults when no protocol_config came (body modes NONE). Shared, never mutated. */
-const NO_PROTOCOL: EnvoyProtocol = Object.freeze({ requestBodyMode: 'NONE', responseBodyMode: 'NONE', sendBodyWithoutWaitingForHeaderResponse: false });
+export const NO_PROTOCOL: EnvoyProtocol = Object.freeze({ requestBodyMode: 'NONE', responseBodyMode: 'NONE', sendBodyWithoutWaitingForHeaderResponse: false });
+
+/**
+ * The upstream host Envoy picked for this attempt (attempt filter only), decoded from the CEL
+ * attributes envoy.yaml asks for, so no stage reads raw attribute names.
+ */
+export interface UpstreamInfo {
+  /** `filter_metadata.ai_gateway` of the chosen endpoint (provider, model, step…). */
+  readonly hostMetadata: Readonly<Record<string, unknown>>;
+  readonly clusterName: string | undefined;
+  readonly routeName: string | undefined;
+}
+
+/**
+ * How an exchange ended, for `finish` hooks:
+ * - `completed`: the response went through (status in `status`; a 4xx/5xx from the provider is
+ *   `upstream-error`);
+ * - `unobserved`: the stream ended normally but no stage asked to see the response;
+ * - `immediate`: the gateway answered itself (cache hit, limit, error);
+ * - `upstream-error`: the provider answered with a status ≥ 400;
+ * - `no-response`: the request went upstream but no response reached the gateway: Envoy's own
+ *   local reply (an exhausted chain's 503, a timeout's 504) skips ext_proc since Envoy 1.34, or
+ *   the client left before an answer;
+ * - `client-gone`: the stream was reset while the response was still flowing;
+ * - `shutdown`: the gateway cancelled the stream while draining.
+ */
+export type OutcomeKind = 'completed' | 'unobserved' | 'immediate' | 'upstream-error' | 'no-response' | 'client-gone' | 'shutdown';
+
+/** The outcome handed to `finish` hooks. */
+export interface Outcome {
+  readonly kind: OutcomeKind;
+  /** HTTP status the client got, when the gateway knows it. */
+  readonly status: number | undefined;
+  /** True when the end of the response body passed through the gateway. */
+  readonly responseComplete: boolean;
+}
+
+/** Read-only view of the router exchange of the same request, for attempt stages on the same replica. */
+export interface RouterView {
+  readonly requestId: string;
+  readonly requestHeaders: HeaderView | undefined;
+  get<T>(key: Slot<T>): T | undefined;
+  /** The request as the router stages left it (edits applied). */
+  requestJson(): unknown;
+}
+
+/** What a stage sees of an exchange. */
+export interface Exchange {
+  /** When the ext_proc stream opened (ms, performance clock). */
+  readonly startedAt: number;
+  /** The filter this stream came from. */
+  readonly role: FilterRole;
+  /** Envoy's `x-request-id` (generated here if absent). */
+  readonly requestId: string;
+  readonly requestHeaders: HeaderView | undefined;
+  /** The complete request body as Envoy sent it, once received. */
+  readonly requestBody: Buffer | undefined;
+  readonly responseHeaders: HeaderView | undefined;
+  /** `:status` of the upstream response, once its headers arrived. */
+  readonly responseStatus: number | undefined;
+  /** True when the response is an SSE stream (`text/event-stream`). */
+  readonly responseIsEventStream: boolean;
+  /** Envoy attributes (CEL expression → value), request and response side merged. */
+  readonly attributes: Readonly<Record<string, unknown>>;
+  /** Envoy dynamic metadata forwarded to us (namespace → plain object). */
+  readonly metadata: Readonly<Record<string, unknown>>;
+  /** The upstream host of this attempt (attempt filter only). */
+  readonly upstream: UpstreamInfo | undefined;
+  /** The router exchange of this request when it lives on this replica (attempt filter only). */
+  readonly router: RouterView | undefined;
+  /** Set when the request could not be read and was passed through untouched (why, for logs). */
+  readonly uninspectable: string | undefined;
+  /** Fires when the stream closes (client gone, Envoy done, shutdown): abort slow I/O with it. */
+  readonly signal: AbortSignal;
+  /** Logger bound to the request id. */
+  readonly log: Logger;
+  /** True when `level` is logged. */
+  logs(level: LogLevel): boolean;
+
+  get<T>(key: Slot<T>): T | undefined;
+  set<T>(key: Slot<T>, value: T): void;
+  /** A value a router stage carried (`out.carry`) to this attempt, on any replica. */
+  carried<T>(key: Carried<T>): T | undefined;
+
+  /**
+   * The request body as JSON, parsed once, with the edits of earlier stages applied. Throws a
+   * GatewayError (INVALID_REQUEST, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE) when the body
+   * cannot be read; the runner applies `pipeline.onInvalidRequest` to it.
+   */
+  requestJson(): unknown;
+  /**
+   * Edits the request JSON: `edit` mutates the value in place or returns a replacement. Stages
+   * compose in config order (a stage after `pii` sees the redacted text); the body is
+   * serialised once, after the last stage of the phase, with `content-length` set to match.
+   */
+  editRequest(edit: (json: unknown) => unknown): void;
+  /** True when some stage edited the request JSON. */
+  readonly requestEdited: boolean;
+
+  /**
+   * The SSE events completed by this response chunk, parsed once per chunk however many stages
+   * ask (partial events carry over to the next chunk). Empty for a non-SSE response.
+   */
+  responseEvents(chunk: BodyChunk): readonly SseEvent[];
+  /**
+   * Rewrites this chunk's events (mutate the array or return a new one). Only for stages that
+   * declare `rewritesEvents`: on their exchanges every SSE chunk is re-serialised from events.
+   */
+  editResponseEvents(chunk: BodyChunk, edit: (events: SseEvent[]) => SseEvent[] | void): void;
+
+  /**
+   * Asks Envoy to wait up to `ms` for the answer being prepared (override_message_timeout), for
+   * a stage about to do slow I/O. Honoured once per message, within `max_message_timeout`.
+   */
+  requestMoreTime(ms: number): boolean;
+  /** Asks for this exchange's response body (stages with `responseBodyUse: 'on-demand'`). */
+  wantResponseBody(): void;
+  readonly responseBodyRequested: boolean;
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
+const NO_EVENTS: readonly SseEvent[] = Object.freeze([]);
 
-/** State of one HTTP exchange. */
-export class Exchange {
+type ParsedJson = { value: unknown } | { error: GatewayError };
+
+/** Events parsed for one chunk (memo), and their edited form when a stage rewrote them. */
+interface ChunkEvents {
+  readonly chunk: BodyChunk;
+  readonly events: readonly SseEvent[];
+  edited: SseEvent[] | undefined;
+}
+
+/** The exchange of one ext_proc stream, as the adapter and the pipeline hold it. */
+export class StreamExchange implements Exchange {
   private id: string | undefined;
   private boundLog: Logger | undefined;
-  /** When the ext_proc stream opened (ms, performance clock). */
   readonly startedAt = performance.now();
   /** Envoy's body modes for this filter, as announced in the first message. */
   protocol: EnvoyProtocol = NO_PROTOCOL;
-  /** Envoy attributes (CEL expression → value), request and response side merged. */
   attributes: Record<string, unknown> = {};
   private metadataValue: Record<string, unknown> | undefined;
   private metadataSource: (() => Record<string, unknown>) | undefined;
 
   requestHeaders: HeaderView | undefined;
-  /** The complete request body, once received. */
   requestBody: Buffer | undefined;
   responseHeaders: HeaderView | undefined;
-  /** Set when the request could not be read and was passed through untouched (why, for logs). */
   uninspectable: string | undefined;
+  router: RouterView | undefined;
+  private upstreamValue: UpstreamInfo | undefined;
 
   private slots: Map<Slot<unknown>, unknown> | undefined;
-  private parsedJson: { value: unknown } | { error: GatewayError } | undefined;
+  private parsedJson: ParsedJson | undefined;
+  private edited = false;
   private responseBodyWanted = false;
+  private abort: AbortController | undefined;
+  /** One SSE parser per byte source: the main stream's chunks and the observability stream's. */
+  private sse: SseParser | undefined;
+  private sseObserved: SseParser | undefined;
+  private lastEvents: ChunkEvents | undefined;
+  private lastObserved: ChunkEvents | undefined;
+
+  /** Set by the protocol adapter while a message is being answered; see `requestMoreTime`. */
+  moreTimeHandler: ((ms: number) => boolean) | undefined;
+  /** The gateway answered with an immediate response (and its status). */
+  answeredImmediately = false;
+  immediateStatus: number | undefined;
+  /** Why the main stream ended (the adapter's view), once it did. */
+  closeReason: 'completed' | 'cancelled' | 'error' | 'shutdown' | 'malformed' | undefined;
+  /** The end of the response body passed through. */
+  responseComplete = false;
+  /** How the stream ended, once it did. */
+  outcome: Outcome | undefined;
 
   /**
    * @param logFields fields every line of this exchange carries besides the request id
@@ -65,13 +217,10 @@ export class Exchange {
   constructor(
     private readonly baseLog: Logger,
     private readonly maxInspectBytes: number,
+    readonly role: FilterRole = 'router',
     private readonly logFields?: LogFields,
   ) {}
 
-  /**
-   * Envoy dynamic metadata forwarded to us (namespace → plain object), from the latest message
-   * that carried some. Converted on first read: Envoy repeats it on every message, chunks included.
-   */
   get metadata(): Record<string, unknown> {
     if (this.metadataSource) {
       this.metadataValue = this.metadataSource();
@@ -80,36 +229,42 @@ export class Exchange {
     return this.metadataValue ?? {};
   }
 
-  /** Records where the latest forwarded metadata can be read from (see `metadata`). */
+  /** Records where the latest forwarded metadata can be read from (converted on first read). */
   setMetadataSource(read: () => Record<string, unknown>): void {
     this.metadataSource = read;
   }
 
-  /**
-   * Envoy's `x-request-id` (generated here if absent), carried on every log line. Read lazily:
-   * a pass-through exchange that never logs never looks it up.
-   */
+  get upstream(): UpstreamInfo | undefined {
+    if (this.role !== 'attempt') return undefined;
+    return (this.upstreamValue ??= upstreamOf(this.attributes));
+  }
+
   get requestId(): string {
     return (this.id ??= this.requestHeaders?.get('x-request-id') || randomUUID());
   }
 
-  /** `:status` of the upstream (or local) response, once its headers arrived. */
   get responseStatus(): number | undefined {
     const status = this.responseHeaders?.get(':status');
     return status === undefined ? undefined : Number(status);
   }
 
-  /** True when the response is an SSE stream (`text/event-stream`). */
   get responseIsEventStream(): boolean {
     return /^text\/event-stream/i.test(this.responseHeaders?.get('content-type') ?? '');
   }
 
-  /** True when `level` is logged; asks the base logger, so no bound logger is built for the question. */
+  get signal(): AbortSignal {
+    return (this.abort ??= new AbortController()).signal;
+  }
+
+  /** Fires `signal` (the stream closed). Cheap when no stage ever asked for it. */
+  abortSignal(reason: string): void {
+    this.abort?.abort(new Error(`stream closed: ${reason}`));
+  }
+
   logs(level: LogLevel): boolean {
     return this.baseLog.enabled(level);
   }
 
-  /** Logger bound to the request id (built on first use: most exchanges never log). */
   get log(): Logger {
     return (this.boundLog ??= this.baseLog.child({ request_id: this.requestId, ...this.logFields }));
   }
@@ -122,20 +277,16 @@ export class Exchange {
     (this.slots ??= new Map()).set(key, value);
   }
 
-  /** Set by the protocol adapter while a message is being answered; see `requestMoreTime`. */
-  moreTimeHandler: ((ms: number) => boolean) | undefined;
+  carried<T>(key: Carried<T>): T | undefined {
+    const ns = this.metadata[CARRY_NAMESPACE];
+    if (ns === null || typeof ns !== 'object') return undefined;
+    return (ns as Record<string, unknown>)[carryKey(key)] as T | undefined;
+  }
 
-  /**
-   * Asks Envoy to wait up to `ms` for the answer being prepared (ProcessingResponse
-   * override_message_timeout), for a stage about to do slow I/O. Envoy honours it once per
-   * message and only within the filter's `max_message_timeout`. Returns false when it cannot be
-   * sent (not while answering a message, already sent for this message, observability stream).
-   */
   requestMoreTime(ms: number): boolean {
     return this.moreTimeHandler?.(ms) ?? false;
   }
 
-  /** Asks for this exchange's response body (stages with `responseBodyUse: 'on-demand'`). */
   wantResponseBody(): void {
     this.responseBodyWanted = true;
   }
@@ -144,18 +295,59 @@ export class Exchange {
     return this.responseBodyWanted;
   }
 
-  /**
-   * The request body as JSON, parsed once however many stages ask. Throws a GatewayError
-   * (INVALID_REQUEST, UNSUPPORTED_MEDIA_TYPE, PAYLOAD_TOO_LARGE) when the body cannot be read;
-   * the runner applies `pipeline.onInvalidRequest` to it.
-   */
   requestJson(): unknown {
     if (!this.parsedJson) this.parsedJson = this.parseRequestJson();
     if ('error' in this.parsedJson) throw this.parsedJson.error;
     return this.parsedJson.value;
   }
 
-  private parseRequestJson(): { value: unknown } | { error: GatewayError } {
+  editRequest(edit: (json: unknown) => unknown): void {
+    const current = this.requestJson();
+    const replaced = edit(current);
+    if (replaced !== undefined) this.parsedJson = { value: replaced };
+    this.edited = true;
+  }
+
+  get requestEdited(): boolean {
+    return this.edited;
+  }
+
+  /** The edited request serialised once (the pipeline calls it after the last stage). */
+  serializeEditedRequest(): Buffer {
+    return Buffer.from(JSON.stringify(this.requestJson()));
+  }
+
+  responseEvents(chunk: BodyChunk): readonly SseEvent[] {
+    const memo = chunk.observed ? this.lastObserved : this.lastEvents;
+    if (memo && memo.chunk === chunk) return memo.edited ?? memo.events;
+    if (!this.responseIsEventStream) return NO_EVENTS;
+    const parser = chunk.observed ? (this.sseObserved ??= new SseParser()) : (this.sse ??= new SseParser());
+    const events = parser.push(chunk.bytes);
+    const all = chunk.endOfStream ? [...events, ...parser.end()] : events;
+    const next: ChunkEvents = { chunk, events: all, edited: undefined };
+    if (chunk.observed) this.lastObserved = next;
+    else this.lastEvents = next;
+    return all;
+  }
+
+  editResponseEvents(chunk: BodyChunk, edit: (events: SseEvent[]) => SseEvent[] | void): void {
+    this.responseEvents(chunk);
+    const memo = chunk.observed ? this.lastObserved : this.lastEvents;
+    if (!memo || memo.chunk !== chunk) return; // not an SSE response: nothing to rewrite
+    const working = memo.edited ?? [...memo.events];
+    memo.edited = edit(working) ?? working;
+  }
+
+  /** This chunk re-serialised from its (possibly edited) events, for rewriting pipelines. */
+  serializeEvents(chunk: BodyChunk): Buffer {
+    const events = this.responseEvents(chunk);
+    if (events.length === 0) return EMPTY;
+    let text = '';
+    for (const e of events) text += formatSseEvent(eventFields(e));
+    return Buffer.from(text);
+  }
+
+  private parseRequestJson(): ParsedJson {
     const body = this.requestBody;
     if (!body || body.length === 0) return { error: new GatewayError('INVALID_REQUEST', 'request body is empty') };
     const contentType = this.requestHeaders?.get('content-type');
@@ -179,4 +371,42 @@ export class Exchange {
       return { error: new GatewayError('INVALID_REQUEST', 'request body is not valid JSON') };
     }
   }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function eventFields(e: SseEvent): { event?: string; data: string; id?: string } {
+  const out: { event?: string; data: string; id?: string } = { data: e.data };
+  if (e.event !== undefined) out.event = e.event;
+  if (e.id !== undefined) out.id = e.id;
+  return out;
+}
+
+/** CEL attribute names the attempt filter asks for (envoy/envoy.yaml, `request_attributes`). */
+export const UPSTREAM_ATTRIBUTES = {
+  hostMetadata: "xds.upstream_host_metadata.filter_metadata['ai_gateway']",
+  provider: "xds.upstream_host_metadata.filter_metadata['ai_gateway']['provider']",
+  clusterName: 'xds.cluster_name',
+  routeName: 'xds.route_name',
+} as const;
+
+/**
+ * Typed view of the attempt filter's attributes. Envoy keys each value by the exact CEL
+ * expression (envoy-ext-proc-facts.md §2.10); a whole `filter_metadata['ai_gateway']` struct
+ * and single keys of it are both understood.
+ */
+function upstreamOf(attributes: Record<string, unknown>): UpstreamInfo {
+  const hostMetadata: Record<string, unknown> = {};
+  const whole = attributes[UPSTREAM_ATTRIBUTES.hostMetadata];
+  if (whole !== null && typeof whole === 'object') Object.assign(hostMetadata, whole);
+  const prefix = `${UPSTREAM_ATTRIBUTES.hostMetadata}['`;
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name.startsWith(prefix) && name.endsWith("']")) hostMetadata[name.slice(prefix.length, -2)] = value;
+  }
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+  return {
+    hostMetadata,
+    clusterName: str(attributes[UPSTREAM_ATTRIBUTES.clusterName]),
+    routeName: str(attributes[UPSTREAM_ATTRIBUTES.routeName]),
+  };
 }

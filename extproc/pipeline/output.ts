@@ -4,6 +4,8 @@
  * replacement, a route refresh, dynamic metadata, or an immediate answer. The protocol adapter
  * turns it into exactly one ProcessingResponse.
  */
+import type { ClientError, ClientErrorOptions, ErrorCode } from './errors.js';
+import { CARRY_NAMESPACE, carryKey, type Carried } from './carry.js';
 
 /** A response the gateway sends instead of forwarding the request (Envoy's ImmediateResponse). */
 export interface ImmediateReply {
@@ -31,6 +33,8 @@ export class PhaseOutput {
   readonly metadata = new Map<string, Record<string, MetadataValue>>();
   /** Set by `respond`; ends the phase and the exchange. */
   reply: ImmediateReply | undefined = undefined;
+  /** Set by `fail`; rendered in the client's dialect by the pipeline, then ends like `respond`. */
+  error: ClientError | undefined = undefined;
 
   setHeader(name: string, value: string): void {
     const key = name.toLowerCase();
@@ -58,9 +62,31 @@ export class PhaseOutput {
     ns[key] = value;
   }
 
+  /**
+   * Hands a value to the per-attempt stages of this request (see `carry.ts`): as `ai_gateway`
+   * dynamic metadata, which Envoy forwards to the upstream filter on whichever replica it runs.
+   */
+  carry<T extends MetadataValue>(key: Carried<T>, value: T): void {
+    this.setMetadata(CARRY_NAMESPACE, carryKey(key), value);
+  }
+
   /** Answer at once; later stages of the phase do not run. */
   respond(reply: ImmediateReply): void {
     this.reply = reply;
+  }
+
+  /**
+   * Answer at once with a catalogue error, rendered in the client's own API shape (OpenAI or
+   * Anthropic error JSON). How a stage answers an expected condition (limit hit, no identity,
+   * unknown model); only bugs throw.
+   */
+  fail(code: ErrorCode, message: string, options: ClientErrorOptions = {}): void {
+    this.error = { code, message, ...options };
+  }
+
+  /** True once `respond` or `fail` decided an immediate answer. */
+  get answered(): boolean {
+    return this.reply !== undefined || this.error !== undefined;
   }
 
   /** Forgets every decision (the message continues unchanged). */
@@ -71,12 +97,27 @@ export class PhaseOutput {
     this.clearRouteCache = false;
     this.metadata.clear();
     this.reply = undefined;
+    this.error = undefined;
+  }
+
+  /** A copy of the decisions so far (the pipeline continues on it when a stage timed out). */
+  clone(): PhaseOutput {
+    const o = new PhaseOutput();
+    for (const [k, v] of this.setHeaders) o.setHeaders.set(k, v);
+    for (const k of this.removeHeaders) o.removeHeaders.add(k);
+    o.body = this.body;
+    o.clearRouteCache = this.clearRouteCache;
+    for (const [ns, v] of this.metadata) o.metadata.set(ns, { ...v });
+    o.reply = this.reply;
+    o.error = this.error;
+    return o;
   }
 
   /** True when nothing was decided: the adapter sends a plain CONTINUE. */
   get isEmpty(): boolean {
     return (
       this.reply === undefined &&
+      this.error === undefined &&
       this.body === undefined &&
       this.setHeaders.size === 0 &&
       this.removeHeaders.size === 0 &&

@@ -13,4 +13,9 @@ export interface BodyChunk {
   readonly bytes: Buffer;
   /** True on the last chunk of the body. */
   readonly endOfStream: boolean;
+  /**
+   * True for chunks from the observability stream (send-and-go, the provider's bytes before the
+   * main filter's rewrites): they are parsed apart from the main stream's chunks.
+   */
+  readonly observed?: boolean;
 }

@@ -1,15 +1,17 @@
 /**
  * @module pipeline/pipeline
  * Runs the configured stages for each phase, in order, and knows from their handlers which
- * phases Envoy must send at all. A stage's `out.respond` ends the phase; a thrown error follows
- * the stage's failure policy, and an unreadable request follows `pipeline.onInvalidRequest`.
+ * phases Envoy must send at all. A stage's `out.respond` / `out.fail` ends the phase; a thrown
+ * error or a handler slower than the stage's `timeoutMs` follows the stage's failure policy,
+ * and an unreadable request follows `pipeline.onInvalidRequest`. After the last stage of a
+ * phase, request edits are serialised once and SSE rewrites re-serialised once.
  */
-import { GatewayError, errorReply } from '../errors.js';
 import { describeError } from '../telemetry/logger.js';
-import type { Exchange } from './exchange.js';
-import { PhaseOutput } from './output.js';
+import { GatewayError, UNREADABLE_CODES, type ClientError } from './errors.js';
+import type { Exchange, Outcome, StreamExchange } from './exchange.js';
+import { PhaseOutput, type ImmediateReply } from './output.js';
 import type { BodyChunk, Phase } from './phases.js';
-import type { Stage, StepResult } from './stage.js';
+import type { FilterRole, Stage, StepResult } from './stage.js';
 
 /** How a phase's handler is called. */
 type Handler = (stage: Stage, x: Exchange, out: PhaseOutput, chunk: BodyChunk | undefined) => StepResult;
@@ -29,23 +31,51 @@ export interface PipelineNeeds {
   responseBody: 'never' | 'always' | 'on-demand';
 }
 
-/** Codes that mean "the gateway cannot read this request", as opposed to a stage failing. */
-const UNREADABLE = new Set(['INVALID_REQUEST', 'UNSUPPORTED_MEDIA_TYPE', 'PAYLOAD_TOO_LARGE']);
+/** Turns a catalogue error into the client's answer (its API's error shape). */
+export type ErrorRenderer = (error: ClientError, x: Exchange) => ImmediateReply;
+
+/** How a pipeline behaves beyond its stages. */
+export interface PipelineOptions {
+  /** What an unreadable request gets: `continue` untouched, or `reject` with 400/413/415. */
+  onInvalidRequest: 'continue' | 'reject';
+  /** Observe-only response stages read from the observability stream. */
+  streamObserver?: boolean;
+  /** Renders catalogue errors; the composition root passes the dialect-aware one. */
+  renderError: ErrorRenderer;
+  /** The filter this pipeline serves. */
+  role?: FilterRole;
+}
+
+/** Thrown into the failure policy when a handler outlived its stage's `timeoutMs`. */
+export class StageTimeoutError extends Error {
+  constructor(stage: string, ms: number) {
+    super(`stage ${stage} did not answer within ${ms} ms`);
+    this.name = 'StageTimeoutError';
+  }
+}
 
 /** The ordered stages of one config generation. Immutable: a reload builds a new one. */
 export class Pipeline {
   readonly needs: PipelineNeeds;
+  readonly role: FilterRole;
   private readonly byPhase: Record<Phase, Stage[]>;
   /** Response-body observers fed by the observability stream (empty unless `streamObserver`). */
   private readonly observers: Stage[];
   /** Stages with a `finish` hook. */
   private readonly finishers: Stage[];
+  /** Some response stage rewrites SSE events: chunks are re-serialised from events. */
+  private readonly rewritesEvents: boolean;
+  private readonly onInvalidRequest: 'continue' | 'reject';
+  private readonly renderError: ErrorRenderer;
 
   constructor(
     readonly stages: readonly Stage[],
-    private readonly onInvalidRequest: 'continue' | 'reject',
-    streamObserver = false,
+    options: PipelineOptions,
   ) {
+    this.onInvalidRequest = options.onInvalidRequest;
+    this.renderError = options.renderError;
+    this.role = options.role ?? 'router';
+    const streamObserver = options.streamObserver === true;
     const observes = (s: Stage): boolean => streamObserver && s.responseBodyAccess === 'observe';
     this.observers = stages.filter((s) => s.responseBody && observes(s));
     this.finishers = stages.filter((s) => s.finish);
@@ -55,6 +85,7 @@ export class Pipeline {
       responseHeaders: stages.filter((s) => s.responseHeaders),
       responseBody: stages.filter((s) => s.responseBody && !observes(s)),
     };
+    this.rewritesEvents = this.byPhase.responseBody.some((s) => s.rewritesEvents === true);
     const bodyReaders = this.byPhase.responseBody;
     const responseBody = bodyReaders.length === 0 ? 'never' : bodyReaders.some((s) => (s.responseBodyUse ?? 'always') === 'always') ? 'always' : 'on-demand';
     this.needs = {
@@ -70,20 +101,41 @@ export class Pipeline {
     return this.byPhase[phase].length > 0;
   }
 
+  /** True when some stage has a `finish` hook. */
+  get hasFinishers(): boolean {
+    return this.finishers.length > 0;
+  }
+
   /**
    * Runs the stages of `phase`. Returns synchronously when every stage did (the common case
    * for cheap stages), so the adapter can answer without a promise turn.
    */
-  run(phase: Phase, x: Exchange, chunk?: BodyChunk): PhaseOutput | Promise<PhaseOutput> {
+  run(phase: Phase, x: StreamExchange, chunk?: BodyChunk): PhaseOutput | Promise<PhaseOutput> {
     const out = new PhaseOutput();
     if (x.uninspectable !== undefined && (phase === 'requestHeaders' || phase === 'requestBody')) return out;
-    return this.runFrom(this.byPhase[phase], 0, x, out, handlers[phase], chunk);
+    const result = this.runFrom(this.byPhase[phase], 0, x, out, handlers[phase], chunk);
+    return result instanceof Promise ? result.then((o) => this.complete(phase, x, o, chunk)) : this.complete(phase, x, result, chunk);
+  }
+
+  /** After the last stage: render errors, serialise edits once. */
+  private complete(phase: Phase, x: StreamExchange, out: PhaseOutput, chunk: BodyChunk | undefined): PhaseOutput {
+    if (out.error && !out.reply) out.reply = this.renderError(out.error, x);
+    if (out.reply) return out;
+    if (phase === 'requestBody' && x.requestEdited && out.body === undefined && x.uninspectable === undefined) {
+      const body = x.serializeEditedRequest();
+      out.body = body;
+      // BUFFERED body answers apply header mutations before Envoy's length check (facts §2.11).
+      out.setHeader('content-length', String(body.length));
+    } else if (phase === 'responseBody' && this.rewritesEvents && chunk && !chunk.observed && out.body === undefined && x.responseIsEventStream) {
+      out.body = x.serializeEvents(chunk);
+    }
+    return out;
   }
 
   private runFrom(
     stages: Stage[],
     start: number,
-    x: Exchange,
+    x: StreamExchange,
     out: PhaseOutput,
     handler: Handler,
     chunk: BodyChunk | undefined,
@@ -97,35 +149,62 @@ export class Pipeline {
         if (this.fail(stage, x, out, err)) return out;
         continue;
       }
-      if (result !== undefined) {
-        return result.then(
-          () => (out.reply ? out : this.runFrom(stages, i + 1, x, out, handler, chunk)),
-          (err: unknown) => (this.fail(stage, x, out, err) ? out : this.runFrom(stages, i + 1, x, out, handler, chunk)),
-        );
-      }
-      if (out.reply) return out;
+      if (result !== undefined) return this.awaitStage(stages, i, x, out, handler, chunk, result);
+      if (out.answered) return out;
     }
     return out;
   }
 
+  /** Waits for an asynchronous handler, within its stage's time budget. */
+  private async awaitStage(
+    stages: Stage[],
+    i: number,
+    x: StreamExchange,
+    out: PhaseOutput,
+    handler: Handler,
+    chunk: BodyChunk | undefined,
+    result: Promise<void>,
+  ): Promise<PhaseOutput> {
+    const stage = stages[i]!;
+    let next = out;
+    try {
+      if (stage.timeoutMs === undefined) await result;
+      else if ((await withTimeout(result, stage.timeoutMs)) === TIMED_OUT) {
+        // The handler may still write into `out` when its I/O returns; later stages and the
+        // answer continue on a copy so a late write can never change what was decided.
+        next = out.clone();
+        result.catch((err: unknown) => x.log.debug('late failure of a timed-out stage', { stage: stage.name, error: describeError(err) }));
+        if (this.fail(stage, x, next, new StageTimeoutError(stage.name, stage.timeoutMs))) return next;
+        return this.runFrom(stages, i + 1, x, next, handler, chunk);
+      }
+    } catch (err) {
+      if (this.fail(stage, x, next, err)) return next;
+      return this.runFrom(stages, i + 1, x, next, handler, chunk);
+    }
+    return next.answered ? next : this.runFrom(stages, i + 1, x, next, handler, chunk);
+  }
+
   /** Applies the failure policy; true when the phase must stop (an answer was set). */
-  private fail(stage: Stage, x: Exchange, out: PhaseOutput, err: unknown): boolean {
-    if (err instanceof GatewayError && UNREADABLE.has(err.code)) {
+  private fail(stage: Stage, x: StreamExchange, out: PhaseOutput, err: unknown): boolean {
+    if (err instanceof GatewayError && UNREADABLE_CODES.has(err.code)) {
       x.uninspectable = err.message;
       x.log.warn('request not inspectable', { stage: stage.name, code: err.code, reason: err.message, policy: this.onInvalidRequest });
       if (this.onInvalidRequest === 'reject') {
-        out.respond(errorReply(err.code, err.message));
+        out.fail(err.code, err.message);
         return true;
       }
       out.reset(); // continue unchanged: drop what earlier stages decided on an unread body
       return true;
     }
+    const timedOut = err instanceof StageTimeoutError;
     if (stage.failure === 'closed') {
-      x.log.error('stage failed; failing closed', { stage: stage.name, error: describeError(err) });
-      out.respond(errorReply('STAGE_FAILED', `the gateway could not process the request (${stage.name})`));
+      x.log.error(timedOut ? 'stage timed out; failing closed' : 'stage failed; failing closed', { stage: stage.name, error: describeError(err) });
+      out.reset();
+      if (timedOut) out.fail('UNAVAILABLE', `the gateway could not process the request in time (${stage.name})`, { details: `gateway_stage_timeout_${stage.name}` });
+      else out.fail('STAGE_FAILED', `the gateway could not process the request (${stage.name})`, { details: `gateway_stage_failed_${stage.name}` });
       return true;
     }
-    x.log.warn('stage failed; failing open', { stage: stage.name, error: describeError(err) });
+    x.log.warn(timedOut ? 'stage timed out; failing open' : 'stage failed; failing open', { stage: stage.name, error: describeError(err) });
     return false;
   }
 
@@ -138,7 +217,7 @@ export class Pipeline {
    * Feeds one chunk of an observability-mode stream to the observers. Nothing can be answered
    * there, so `out` is discarded; errors are logged whatever the stage's policy.
    */
-  observe(x: Exchange, chunk: BodyChunk): StepResult {
+  observe(x: StreamExchange, chunk: BodyChunk): StepResult {
     const out = new PhaseOutput();
     let pending: Promise<void> | undefined;
     for (const stage of this.observers) {
@@ -159,19 +238,40 @@ export class Pipeline {
     x.log.warn('observer failed', { stage: stage.name, error: describeError(err) });
   }
 
-  /** Runs every stage's `finish` hook once the stream is over; errors are logged, never thrown. */
-  finish(x: Exchange): void {
-    // Most pipelines have no finish hook: no promise per stream for them.
-    if (this.finishers.length > 0) void this.runFinishers(x);
+  /**
+   * Runs every stage's `finish` hook once the stream is over, concurrently, each with its own
+   * error handling. Returns the pending work (undefined when no stage has a hook: no promise
+   * per stream for most pipelines) so shutdown can wait for it.
+   */
+  finish(x: Exchange, outcome: Outcome): Promise<void> | undefined {
+    if (this.finishers.length === 0) return undefined;
+    return Promise.all(this.finishers.map((stage) => this.runFinisher(stage, x, outcome))).then(() => undefined);
   }
 
-  private async runFinishers(x: Exchange): Promise<void> {
-    for (const stage of this.finishers) {
-      try {
-        await stage.finish!(x);
-      } catch (err) {
-        x.log.error('stage finish failed', { stage: stage.name, error: describeError(err) });
-      }
+  private async runFinisher(stage: Stage, x: Exchange, outcome: Outcome): Promise<void> {
+    try {
+      await stage.finish!(x, outcome);
+    } catch (err) {
+      x.log.error('stage finish failed', { stage: stage.name, error: describeError(err) });
     }
   }
+}
+
+const TIMED_OUT = Symbol('timed out');
+
+/** Resolves with the promise's value, or TIMED_OUT after `ms`; never leaves a timer behind. */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<typeof TIMED_OUT>((resolve) => (timer = setTimeout(() => resolve(TIMED_OUT), ms)));
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Marks a promise's rejection as handled and returns it, so work started early (a Redis
+ * reservation begun at request headers) can be awaited in a later phase, or not at all,
+ * without an unhandled rejection killing the process.
+ */
+export function startEarly<T>(work: Promise<T>): Promise<T> {
+  work.catch(() => undefined);
+  return work;
 }

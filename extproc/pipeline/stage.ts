@@ -7,9 +7,10 @@
  */
 import type { ZodType } from 'zod';
 import type { Logger } from '../telemetry/logger.js';
-import type { Exchange } from './exchange.js';
+import type { Exchange, Outcome, Slot } from './exchange.js';
 import type { PhaseOutput } from './output.js';
 import type { BodyChunk } from './phases.js';
+import type { Services } from './services.js';
 
 /** The ext_proc filter instance a stream comes from (see envoy/envoy.yaml). */
 export type FilterRole = 'router' | 'attempt';
@@ -47,6 +48,21 @@ export interface Stage {
    */
   readonly filter?: FilterRole;
 
+  /**
+   * Longest a handler may take (ms) before the pipeline stops waiting for it and applies the
+   * failure policy: `open` goes on without the stage's decisions for that message, `closed`
+   * answers 503. Without it a hung stage would turn into Envoy's `message_timeout` 504, so an
+   * `open` stage doing I/O should always set one. Config may override it per stage entry.
+   */
+  readonly timeoutMs?: number;
+
+  /**
+   * The stage rewrites SSE events (`x.editResponseEvents`): on its exchanges every SSE chunk
+   * is re-serialised from the parsed events, so an edit never meets half an event that
+   * already passed through as raw bytes.
+   */
+  readonly rewritesEvents?: boolean;
+
   /** Request headers (every exchange; Envoy always sends them). */
   requestHeaders?(x: Exchange, out: PhaseOutput): StepResult;
   /** The complete request body, once (Envoy BUFFERED mode). */
@@ -56,15 +72,27 @@ export interface Stage {
   /** Each response body chunk: the whole body when buffered, or one STREAMED chunk of an SSE answer. */
   responseBody?(x: Exchange, out: PhaseOutput, chunk: BodyChunk): StepResult;
   /**
-   * Once, after Envoy closed the stream (answer delivered, client gone, or error). Runs off the
-   * critical path; where usage records and cache writes happen.
+   * Once, after the stream is over, with how it ended (`outcome`). Runs off the critical path,
+   * concurrently with other stages' hooks; where usage records, limit settlements and cache
+   * writes happen. Graceful shutdown waits for pending hooks within its grace period.
    */
-  finish?(x: Exchange): StepResult;
+  finish?(x: Exchange, outcome: Outcome): StepResult;
 }
 
-/** Shared services a stage may use (grows as domain modules arrive). */
+/** The model catalog of the config in force (providers, models, routes), read-only. */
+export interface Catalog {
+  readonly providers: Readonly<Record<string, unknown>>;
+  readonly models: Readonly<Record<string, unknown>>;
+  readonly routes: readonly unknown[];
+}
+
+/** What a stage factory receives besides its options. */
 export interface StageDeps {
   readonly log: Logger;
+  /** Shared services (stores, clients, tokenizers) that outlive config reloads. */
+  readonly services: Services;
+  /** The validated catalog (the config's `providers`, `models`, `routes`). */
+  readonly catalog: Catalog;
 }
 
 /** Builds a stage from its config entry. */
@@ -72,5 +100,20 @@ export interface StageFactory<Options = unknown> {
   readonly name: string;
   /** Validates the stage's options (the config entry minus `name`); none means no options. */
   readonly options?: ZodType<Options>;
+  /**
+   * Slots the stage writes. A slot has one writer: a second stage declaring the same slot is a
+   * config error naming both.
+   */
+  readonly writes?: readonly Slot<unknown>[];
+  /**
+   * Slots the stage cannot work without: their writer must be configured before it (a config
+   * error names both stages otherwise).
+   */
+  readonly reads?: readonly Slot<unknown>[];
+  /**
+   * Cross-checks the options against the rest of the config (e.g. model names against the
+   * catalog); returns problems as `key: message` relative to the stage entry.
+   */
+  check?(options: Options, catalog: Catalog): { path: (string | number)[]; message: string }[];
   create(options: Options, deps: StageDeps): Stage;
 }

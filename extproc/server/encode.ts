@@ -4,7 +4,8 @@
  * header values only in `raw_value` (§1.3: with both set Envoy fails the request, with only
  * `value` it sets an empty header); `mode_override` only on header responses (§2.3);
  * `clear_route_cache` only together with a header mutation (§2.7); dynamic metadata as
- * `Struct{namespace: Struct}` (§2.10).
+ * `Struct{namespace: Struct}` (§2.10); a body replaced in a headers answer as
+ * `CONTINUE_AND_REPLACE` (§1.1).
  */
 import type { PhaseOutput } from '../pipeline/output.js';
 import type { PbProcessingMode, PbProcessingResponse, RequestKind } from './protocol.js';
@@ -48,7 +49,13 @@ export function encodeResponse(kind: RequestKind, out: PhaseOutput, modeOverride
   } else {
     const common: Record<string, unknown> = {};
     if (mutation) common['header_mutation'] = mutation;
-    if (out.body !== undefined) common['body_mutation'] = out.body === null ? { clear_body: true } : { body: out.body };
+    if (out.body !== undefined) {
+      common['body_mutation'] = out.body === null ? { clear_body: true } : { body: out.body };
+      // A body mutation in a headers answer only takes effect with CONTINUE_AND_REPLACE
+      // (external_processor.proto, CommonResponse.body_mutation); Envoy then sends no body
+      // message for that direction and drops content-length (facts §1.1, §2.11).
+      if (kind === 'request_headers' || kind === 'response_headers') common['status'] = 'CONTINUE_AND_REPLACE';
+    }
     // Envoy ignores clear_route_cache without a header mutation in the same response.
     if (out.clearRouteCache && mutation) common['clear_route_cache'] = true;
     inner = Object.keys(common).length > 0 ? { response: common } : {};

@@ -10,10 +10,10 @@
  * observability stream opens. So a released exchange lingers briefly for its observer; `finish`
  * hooks run once, when the last holder is done or the linger ends without an observer.
  */
-import type { Exchange } from '../pipeline/exchange.js';
+import type { RouterView, StreamExchange } from '../pipeline/exchange.js';
 
 interface Link {
-  readonly x: Exchange;
+  readonly x: StreamExchange;
   refs: number;
   observed: boolean;
   timer: NodeJS.Timeout | undefined;
@@ -23,12 +23,14 @@ interface Link {
 /** Live exchanges by request id. */
 export class ExchangeLinks {
   private readonly byId = new Map<string, Link>();
+  /** Router exchanges in flight on this replica, for the attempt streams of the same request. */
+  private readonly routers = new Map<string, StreamExchange>();
 
   /** @param lingerMs how long a main stream's exchange waits for its observability stream */
   constructor(private readonly lingerMs: number) {}
 
   /** Registers a main stream's exchange; the returned release runs `onLast` once all holders are done. */
-  register(x: Exchange, onLast: () => void): () => void {
+  register(x: StreamExchange, onLast: () => void): () => void {
     if (this.byId.has(x.requestId)) {
       // A reused x-request-id (e.g. preserve_external_request_id): do not link the second one.
       return onLast;
@@ -39,13 +41,47 @@ export class ExchangeLinks {
   }
 
   /** Takes a reference to the exchange of `requestId`, if its main stream registered it. */
-  acquire(requestId: string): { x: Exchange; release: () => void } | undefined {
+  acquire(requestId: string): { x: StreamExchange; release: () => void } | undefined {
     const link = this.byId.get(requestId);
     if (!link || link.observed) return undefined;
     link.observed = true;
     clearTimeout(link.timer);
     link.refs++;
     return { x: link.x, release: () => this.release(requestId, link) };
+  }
+
+  /**
+   * Makes a router exchange visible to attempt streams of the same request on this replica
+   * (envoyproxy/ai-gateway joins its per-attempt processors to the router's the same way).
+   * Returns the function that withdraws it when the router stream ends.
+   */
+  publishRouter(x: StreamExchange): () => void {
+    const id = x.requestId;
+    if (this.routers.has(id)) return () => undefined; // a reused request id: never cross-link
+    this.routers.set(id, x);
+    // Envoy may close the router stream as soon as it expects nothing more from it (close
+    // optimisation), before the first attempt stream opens: the view lingers like an observer link.
+    const withdraw = (): void => {
+      if (this.routers.get(id) === x) this.routers.delete(id);
+    };
+    return () => {
+      if (this.lingerMs === 0) withdraw();
+      else setTimeout(withdraw, this.lingerMs).unref();
+    };
+  }
+
+  /** A read-only view of the router exchange of `requestId`, if it is in flight here. */
+  routerView(requestId: string): RouterView | undefined {
+    const x = this.routers.get(requestId);
+    if (!x) return undefined;
+    return {
+      requestId,
+      get requestHeaders() {
+        return x.requestHeaders;
+      },
+      get: (key) => x.get(key),
+      requestJson: () => x.requestJson(),
+    };
   }
 
   /** Exchanges held (in flight or lingering). */

@@ -33,6 +33,8 @@ export interface ExtProcServer {
   readonly health: HealthService;
   /** Streams currently open. */
   readonly activeStreams: number;
+  /** Finish hooks still running. */
+  readonly pendingFinishes: number;
   /** Drains: NOT_SERVING, stop accepting, wait up to `graceMs`, then cancel what is left. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -66,6 +68,8 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
   });
   const streams = new Set<ProcessStream>();
   const links = new ExchangeLinks(options.observerLingerMs);
+  // Finish hooks still running (usage records, limit settlements): shutdown waits for them.
+  const finishing = new Set<Promise<void>>();
   // Shared by every stream (one object, not one per stream).
   const deps: StreamDeps = {
     pipeline,
@@ -75,6 +79,10 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
     maxInspectBytes: options.maxInspectBytes,
     links,
     onClosed: (s) => streams.delete(s),
+    trackFinish: (work) => {
+      finishing.add(work);
+      void work.finally(() => finishing.delete(work));
+    },
   };
   const health = new HealthService([EXT_PROC_SERVICE]);
   health.register(server);
@@ -94,7 +102,11 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
     get activeStreams() {
       return streams.size;
     },
+    get pendingFinishes() {
+      return finishing.size;
+    },
     async shutdown(graceMs: number) {
+      const deadlineAt = Date.now() + graceMs;
       health.setAll('NOT_SERVING');
       health.closeWatchers();
       const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
@@ -108,6 +120,16 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
         server.forceShutdown();
       }
       links.flush();
+      // Usage records and limit settlements must survive a rolling update: wait for finish hooks
+      // within what is left of the grace period (at least a second, for hooks of cancelled streams).
+      if (finishing.size > 0) {
+        const left = Math.max(1000, deadlineAt - Date.now());
+        let finishTimer: NodeJS.Timeout | undefined;
+        const finishDeadline = new Promise<'deadline'>((resolve) => (finishTimer = setTimeout(() => resolve('deadline'), left)));
+        const finished = await Promise.race([Promise.allSettled([...finishing]).then(() => 'done' as const), finishDeadline]);
+        clearTimeout(finishTimer);
+        if (finished === 'deadline') log.error('shutdown: finish hooks still running at the deadline', { pending: finishing.size });
+      }
     },
   };
 }

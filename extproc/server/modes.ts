@@ -7,8 +7,9 @@
  * taken literally, header modes DEFAULT mean "keep configured"; no override with
  * FULL_DUPLEX_STREAMED or `send_body_without_waiting_for_header_response`.
  */
-import type { Exchange, EnvoyProtocol } from '../pipeline/exchange.js';
+import type { EnvoyProtocol, StreamExchange } from '../pipeline/exchange.js';
 import type { PipelineNeeds } from '../pipeline/pipeline.js';
+import type { FilterRole } from '../pipeline/stage.js';
 import type { PbProcessingMode } from './protocol.js';
 
 /** Body modes in force for this stream, as far as the gateway knows. */
@@ -30,24 +31,31 @@ function overridable(protocol: EnvoyProtocol): boolean {
  * it, response headers only if a stage reads them (or must see the content type to choose the
  * response body mode), no response body if no stage could read it. Undefined when nothing
  * would change. Updates `modes` to what Envoy will use if it honours the override.
+ *
+ * The attempt filter is configured with response headers SKIP (envoy/envoy.yaml: most attempts
+ * need no response phase), and ProtocolConfiguration does not carry header modes, so when
+ * attempt stages read the response (a per-provider translation of the answer) the override
+ * turns response headers on explicitly with SEND.
  */
-export function requestHeadersOverride(needs: PipelineNeeds, protocol: EnvoyProtocol, modes: EffectiveModes): PbProcessingMode | undefined {
+export function requestHeadersOverride(needs: PipelineNeeds, protocol: EnvoyProtocol, modes: EffectiveModes, role: FilterRole = 'router'): PbProcessingMode | undefined {
   if (!overridable(protocol)) return undefined;
   const requestBody = needs.requestBody ? 'BUFFERED' : 'NONE';
   const responseBody = needs.responseBody === 'never' ? 'NONE' : modes.responseBodyMode;
   const skipResponseHeaders = !needs.responseHeaders;
-  if (requestBody === modes.requestBodyMode && responseBody === modes.responseBodyMode && !skipResponseHeaders) return undefined;
+  const sendResponseHeaders = needs.responseHeaders && role === 'attempt';
+  if (requestBody === modes.requestBodyMode && responseBody === modes.responseBodyMode && !skipResponseHeaders && !sendResponseHeaders) return undefined;
   modes.requestBodyMode = requestBody;
   modes.responseBodyMode = responseBody;
   return {
     request_body_mode: requestBody,
     response_body_mode: responseBody,
     ...(skipResponseHeaders ? { response_header_mode: 'SKIP' as const } : {}),
+    ...(sendResponseHeaders ? { response_header_mode: 'SEND' as const } : {}),
   };
 }
 
 /** True when some stage reads this exchange's response body. */
-export function wantsResponseBody(needs: PipelineNeeds, x: Exchange): boolean {
+export function wantsResponseBody(needs: PipelineNeeds, x: StreamExchange): boolean {
   return needs.responseBody === 'always' || (needs.responseBody === 'on-demand' && x.responseBodyRequested);
 }
 
@@ -56,7 +64,7 @@ export function wantsResponseBody(needs: PipelineNeeds, x: Exchange): boolean {
  * an SSE answer (never buffer a stream: each event must reach the client as it comes);
  * BUFFERED otherwise. The request body mode is repeated as is, since Envoy takes it literally.
  */
-export function responseHeadersOverride(needs: PipelineNeeds, x: Exchange, modes: EffectiveModes): PbProcessingMode | undefined {
+export function responseHeadersOverride(needs: PipelineNeeds, x: StreamExchange, modes: EffectiveModes): PbProcessingMode | undefined {
   if (!overridable(x.protocol)) return undefined;
   const wanted = !wantsResponseBody(needs, x) ? 'NONE' : x.responseIsEventStream ? 'STREAMED' : 'BUFFERED';
   if (wanted === modes.responseBodyMode) return undefined;

@@ -1,25 +1,27 @@
 /**
  * @module server/processStream
- * The protocol adapter for one ext_proc stream (= one HTTP request): decodes each
- * ProcessingRequest into a pipeline phase, runs the stages, and answers with exactly one
- * ProcessingResponse of the matching kind, in arrival order (envoy-ext-proc-facts.md §1.1, §2.1).
+ * The protocol adapter for one ext_proc stream (= one HTTP request on one filter): keeps the
+ * order of answers, the queue of messages that arrive while a stage awaits I/O, and the end of
+ * the stream. What each message means is decided by the stream's handler: `MainHandler` for the
+ * router and attempt filters (answers every message), `ObserverHandler` for Envoy's
+ * observability-mode filter (answers nothing).
  *
  * Messages are handled strictly one after another: STREAMED body chunks arrive pipelined and
  * request/response messages may interleave, but Envoy re-injects chunks in the order of our
- * answers, so answers must keep the order of the questions even when a stage awaits I/O.
+ * answers, so answers must keep the order of the questions even when a stage awaits I/O
+ * (envoy-ext-proc-facts.md §1.1, §2.1).
  */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { Exchange } from '../pipeline/exchange.js';
-import type { HeaderView } from '../pipeline/headers.js';
+import { StreamExchange } from '../pipeline/exchange.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { FilterRole } from '../pipeline/stage.js';
-import type { PhaseOutput } from '../pipeline/output.js';
 import { describeError, type Logger } from '../telemetry/logger.js';
-import { attributesOf, headersOf, metadataOf, roleOf } from './decode.js';
-import { describeDecision, encodeResponse } from './encode.js';
+import { attributesOf, metadataOf, roleOf } from './decode.js';
 import type { ExchangeLinks } from './exchangeLinks.js';
-import { requestHeadersOverride, responseHeadersOverride, wantsResponseBody, type EffectiveModes } from './modes.js';
-import { UNDECODABLE, type PbHttpBody, type PbHttpHeaders, type PbProcessingMode, type PbProcessingRequest, type PbProcessingResponse, type RequestKind } from './protocol.js';
+import { MainHandler } from './mainHandler.js';
+import { ObserverHandler } from './observerHandler.js';
+import { outcomeOf, type CloseReason } from './outcome.js';
+import { UNDECODABLE, type PbProcessingMode, type PbProcessingRequest, type PbProcessingResponse, type RequestKind } from './protocol.js';
 
 /** What the adapter needs from the server. */
 export interface StreamDeps {
@@ -32,20 +34,24 @@ export interface StreamDeps {
   encodeOnce(pipeline: Pipeline, override: PbProcessingMode): Buffer;
   /** Largest request body the gateway parses (see Exchange.requestJson). */
   maxInspectBytes: number;
-  /** Joins a request's main and observability streams. */
+  /** Joins a request's main, observability and attempt streams. */
   links: ExchangeLinks;
   /** Called when the stream is over (for graceful shutdown accounting). */
   onClosed(stream: ProcessStream): void;
+  /** Pending finish work, so shutdown can wait for it. */
+  trackFinish(work: Promise<void>): void;
 }
 
-type Call = ServerDuplexStream<PbProcessingRequest, PbProcessingResponse>;
-type Answer = PbProcessingResponse | null;
+/** The gRPC call of one stream. */
+export type Call = ServerDuplexStream<PbProcessingRequest, PbProcessingResponse>;
+/** An answer: a message to send (object or pre-encoded bytes), or nothing. */
+export type Answer = PbProcessingResponse | null;
 
-const REQUEST_HEADERS = 1;
-const REQUEST_BODY_DONE = 2;
-const RESPONSE_HEADERS = 4;
+/** How a stream interprets messages; the core keeps order and lifetime. */
+export interface StreamHandler {
+  handle(kind: RequestKind, msg: PbProcessingRequest): Answer | Promise<Answer>;
+}
 
-const EMPTY = Buffer.alloc(0);
 const ATTEMPT_FIELDS = { filter: 'attempt' };
 
 /** google.protobuf.Duration for a number of milliseconds. */
@@ -56,24 +62,20 @@ function durationOf(ms: number): { seconds: number; nanos: number } {
 
 /** One ext_proc stream. */
 export class ProcessStream {
-  private readonly pipeline: Pipeline;
-  private x: Exchange;
-  /** Releases this stream's hold on the exchange; the last holder runs the finish hooks. */
-  private release: (() => void) | undefined;
-  private readonly modes: EffectiveModes = { requestBodyMode: 'NONE', responseBodyMode: 'NONE' };
+  readonly pipeline: Pipeline;
+  readonly role: FilterRole;
+  /** The exchange this stream feeds (an observability stream swaps in its main stream's). */
+  x: StreamExchange;
+  /** Releases this stream's hold on a linked exchange; the last holder runs the finish hooks. */
+  release: (() => void) | undefined;
+  /** Withdraws this router exchange from attempt streams (set when it was published). */
+  unpublish: (() => void) | undefined;
+  private handler: StreamHandler | undefined;
   /** Messages that arrived while a stage was awaiting I/O (allocated on first need). */
   private queue: PbProcessingRequest[] | undefined;
-  /** Request body chunks when Envoy sends the body STREAMED (allocated on first need). */
-  private requestChunks: Buffer[] | undefined;
-  private seen = 0;
-  private first = true;
   private busy = false;
   private halfClosed = false;
   private done = false;
-  private answeredImmediately = false;
-  private warnedOrder = false;
-  /** Envoy runs this filter in observability mode: no answers expected. */
-  private observability = false;
   /** A message is being answered (a stage may ask for more time). */
   private answering = false;
   /** More time was already asked for the message being answered (Envoy honours it once). */
@@ -81,11 +83,11 @@ export class ProcessStream {
 
   constructor(
     private readonly call: Call,
-    private readonly deps: StreamDeps,
+    readonly deps: StreamDeps,
   ) {
-    const role = roleOf(call.metadata);
-    this.pipeline = deps.pipeline(role);
-    this.x = new Exchange(deps.log, deps.maxInspectBytes, role === 'router' ? undefined : ATTEMPT_FIELDS);
+    this.role = roleOf(call.metadata);
+    this.pipeline = deps.pipeline(this.role);
+    this.x = new StreamExchange(deps.log, deps.maxInspectBytes, this.role, this.role === 'router' ? undefined : ATTEMPT_FIELDS);
     this.x.moreTimeHandler = (ms) => this.extendTimeout(ms);
     call.on('data', (msg: PbProcessingRequest) => this.onMessage(msg));
     // Envoy half-closes, then cancels (client_impl.cc close()); both are normal ends.
@@ -94,7 +96,12 @@ export class ProcessStream {
       this.maybeEnd();
     });
     call.on('cancelled', () => this.close('cancelled'));
-    call.on('error', (err) => this.close(`error: ${describeError(err)}`));
+    call.on('error', (err) => this.close('error', describeError(err)));
+  }
+
+  /** True once the stream ended. */
+  get closed(): boolean {
+    return this.done;
   }
 
   /** Ends the stream now (forced shutdown). */
@@ -104,9 +111,15 @@ export class ProcessStream {
     this.close('shutdown');
   }
 
+  /** Closes the stream with OK: Envoy proceeds without the gateway (external_processor.proto). */
+  endNow(reason: CloseReason): void {
+    this.call.end();
+    this.close(reason);
+  }
+
   /** Sends override_message_timeout for the message being answered (see Exchange.requestMoreTime). */
   private extendTimeout(ms: number): boolean {
-    if (!this.answering || this.extended || this.done || this.observability) return false;
+    if (!this.answering || this.extended || this.done || this.handler instanceof ObserverHandler) return false;
     this.extended = true;
     this.call.write({ override_message_timeout: durationOf(ms) });
     return true;
@@ -160,16 +173,33 @@ export class ProcessStream {
     }
   }
 
-  private close(reason: string): void {
+  private close(reason: CloseReason, error?: string): void {
     if (this.done) return;
     this.done = true;
     this.queue = undefined;
-    if (this.x.logs('debug')) this.x.log.debug('stream closed', { reason, ms: Math.round(performance.now() - this.x.startedAt) });
+    const x = this.x;
+    if (x.logs('debug')) x.log.debug('stream closed', { reason, ms: Math.round(performance.now() - x.startedAt), ...(error ? { error } : {}) });
     this.deps.onClosed(this);
+    this.unpublish?.();
+    // The main stream's end says how the request ended; the outcome is computed when the
+    // exchange finishes, after an observability stream may have seen the response.
+    if (!(this.handler instanceof ObserverHandler)) {
+      x.closeReason ??= reason;
+      x.abortSignal(reason);
+    }
     if (this.release) this.release();
     // An observability stream's exchange is finished by its main stream; one that found no main
     // stream must not run finish hooks a second time for the same request.
-    else if (!this.observability) this.pipeline.finish(this.x);
+    else if (!(this.handler instanceof ObserverHandler)) this.finish();
+  }
+
+  /** Runs the finish hooks of this stream's exchange (once, by the last holder). */
+  finish(): void {
+    const x = this.x;
+    const expectedResponse = this.pipeline.needs.responseHeaders || this.pipeline.hasObservers;
+    const outcome = (x.outcome ??= outcomeOf(x, x.closeReason ?? 'completed', expectedResponse));
+    const work = this.pipeline.finish(x, outcome);
+    if (work) this.deps.trackFinish(work);
   }
 
   /** A bug in the adapter or a stage must cost this request its processing, not the server. */
@@ -186,169 +216,14 @@ export class ProcessStream {
       this.x.log.warn('malformed ProcessingRequest; closing stream so Envoy continues without the gateway', {
         reason: msg === UNDECODABLE ? 'undecodable protobuf' : 'no request kind',
       });
-      this.call.end();
-      this.close('malformed');
+      this.endNow('malformed');
       return null;
     }
-    if (this.first) this.readFirst(msg);
+    // Observability mode is send-and-go: Envoy expects no answer (ProcessingRequest.observability_mode).
+    this.handler ??= msg.observability_mode === true ? new ObserverHandler(this) : new MainHandler(this);
     if (msg.metadata_context?.filter_metadata) this.x.setMetadataSource(() => metadataOf(msg));
     if (msg.attributes) Object.assign(this.x.attributes, attributesOf(msg));
-    if (this.answeredImmediately) return null;
-    // Observability mode is send-and-go: Envoy expects no answer (ProcessingRequest.observability_mode).
-    if (this.observability) return this.observe(msg.request, msg);
-    return this.dispatch(msg.request, msg);
-  }
-
-  /**
-   * An observability-mode stream: links to the main stream's exchange by request id and feeds
-   * response chunks to the observer stages. Everything else already ran on the main stream.
-   */
-  private observe(kind: RequestKind, msg: PbProcessingRequest): null | Promise<null> {
-    if (kind === 'request_headers') {
-      const headers = headersOf(msg.request_headers);
-      const requestId = headers.get('x-request-id');
-      const link = requestId ? this.deps.links.acquire(requestId) : undefined;
-      if (link) {
-        this.x = link.x;
-        this.release = link.release;
-      } else {
-        this.x.requestHeaders = headers;
-        if (this.pipeline.hasObservers) this.x.log.warn('observability stream without a main stream to join; its chunks feed a detached exchange', { filter: 'observer' });
-      }
-    } else if (kind === 'response_headers' && this.x.responseHeaders === undefined) {
-      this.readResponseHeaders(msg.response_headers);
-    } else if (kind === 'response_body' && this.pipeline.hasObservers) {
-      const body = msg.response_body;
-      const pending = this.pipeline.observe(this.x, { bytes: body?.body ?? EMPTY, endOfStream: body?.end_of_stream === true });
-      if (pending) return pending.then(() => null);
-    }
-    return null;
-  }
-
-  private readFirst(msg: PbProcessingRequest): void {
-    this.first = false;
-    this.observability = msg.observability_mode === true;
-    const pc = msg.protocol_config;
-    if (pc) {
-      this.x.protocol = {
-        requestBodyMode: pc.request_body_mode ?? 'NONE',
-        responseBodyMode: pc.response_body_mode ?? 'NONE',
-        sendBodyWithoutWaitingForHeaderResponse: pc.send_body_without_waiting_for_header_response === true,
-      };
-    }
-    this.modes.requestBodyMode = this.x.protocol.requestBodyMode;
-    this.modes.responseBodyMode = this.x.protocol.responseBodyMode;
-  }
-
-  private dispatch(kind: RequestKind, msg: PbProcessingRequest): Answer | Promise<Answer> {
-    switch (kind) {
-      case 'request_headers':
-        return this.onRequestHeaders(msg.request_headers);
-      case 'request_body':
-        return this.onRequestBody(msg.request_body);
-      case 'response_headers':
-        return this.onResponseHeaders(msg.response_headers);
-      case 'response_body':
-        return this.onResponseBody(msg.response_body);
-      default:
-        return this.deps.continueFor[kind];
-    }
-  }
-
-  private outOfOrder(kind: RequestKind): Answer {
-    if (!this.warnedOrder) {
-      this.warnedOrder = true;
-      this.x.log.warn('out-of-order ProcessingRequest; continuing unchanged', { kind });
-    }
-    return this.deps.continueFor[kind];
-  }
-
-  private finishAnswer(kind: RequestKind, out: PhaseOutput | Promise<PhaseOutput>, override?: PbProcessingMode, adjust?: (o: PhaseOutput) => void): Answer | Promise<Answer> {
-    const encode = (o: PhaseOutput): Answer => {
-      if (!o.reply) adjust?.(o);
-      if (this.x.logs('debug')) this.x.log.debug('decided', { kind, ...describeDecision(o, override) });
-      if (o.reply) {
-        this.answeredImmediately = true;
-        return encodeResponse(kind, o);
-      }
-      if (o.isEmpty && !override) return this.deps.continueFor[kind];
-      return encodeResponse(kind, o, override);
-    };
-    return out instanceof Promise ? out.then(encode) : encode(out);
-  }
-
-  private onRequestHeaders(h: PbHttpHeaders | undefined): Answer | Promise<Answer> {
-    if (this.seen & REQUEST_HEADERS) return this.outOfOrder('request_headers');
-    this.seen |= REQUEST_HEADERS;
-    this.x.requestHeaders = headersOf(h);
-    if (this.pipeline.hasObservers) this.release = this.deps.links.register(this.x, () => this.pipeline.finish(this.x));
-    if (h?.end_of_stream) this.seen |= REQUEST_BODY_DONE;
-    const override = requestHeadersOverride(this.pipeline.needs, this.x.protocol, this.modes);
-    if (!this.pipeline.has('requestHeaders')) {
-      // Depends only on the pipeline and Envoy's modes: encode once per combination.
-      if (!override) return this.deps.continueFor.request_headers;
-      if (this.x.logs('debug')) this.x.log.debug('decided', { kind: 'request_headers', ...describeDecision(undefined, override) });
-      return this.deps.encodeOnce(this.pipeline, override);
-    }
-    return this.finishAnswer('request_headers', this.pipeline.run('requestHeaders', this.x), override);
-  }
-
-  private onRequestBody(msg: PbHttpBody | undefined): Answer | Promise<Answer> {
-    const endOfStream = msg?.end_of_stream === true;
-    if (!(this.seen & REQUEST_HEADERS) || this.seen & REQUEST_BODY_DONE) return this.outOfOrder('request_body');
-    if (!this.pipeline.has('requestBody')) {
-      if (endOfStream) this.seen |= REQUEST_BODY_DONE;
-      return this.deps.continueFor.request_body;
-    }
-    const bytes = msg?.body ?? EMPTY;
-    if (!endOfStream) {
-      // Envoy was not switched to BUFFERED (allow_mode_override off?): collect the chunks; the
-      // stages see the whole body at the end, but earlier chunks are already upstream.
-      (this.requestChunks ??= []).push(bytes);
-      return this.deps.continueFor.request_body;
-    }
-    this.seen |= REQUEST_BODY_DONE;
-    const streamed = this.requestChunks !== undefined;
-    const body = this.requestChunks ? Buffer.concat([...this.requestChunks, bytes]) : bytes;
-    this.requestChunks = undefined;
-    this.x.requestBody = body;
-    const out = this.pipeline.run('requestBody', this.x, { bytes: body, endOfStream: true });
-    return this.finishAnswer('request_body', out, undefined, (o) => {
-      if (streamed && (o.body !== undefined || o.setHeaders.size > 0 || o.removeHeaders.size > 0)) {
-        // Envoy ignores header mutations on STREAMED body answers, and a replacement of the last
-        // chunk would corrupt a body whose start already went upstream.
-        this.x.log.warn('request body arrived STREAMED; mutations dropped (set request_body_mode BUFFERED or allow_mode_override)');
-        o.body = undefined;
-        o.setHeaders.clear();
-        o.removeHeaders.clear();
-      }
-    });
-  }
-
-  private onResponseHeaders(h: PbHttpHeaders | undefined): Answer | Promise<Answer> {
-    if (this.seen & RESPONSE_HEADERS) return this.outOfOrder('response_headers');
-    this.seen |= RESPONSE_HEADERS;
-    const headers = this.readResponseHeaders(h);
-    const override = h?.end_of_stream ? undefined : responseHeadersOverride(this.pipeline.needs, this.x, this.modes);
-    if (!this.pipeline.has('responseHeaders') && !override) return this.deps.continueFor.response_headers;
-    const out = this.pipeline.run('responseHeaders', this.x);
-    return this.finishAnswer('response_headers', out, override, (o) => {
-      // Envoy strips content-length for STREAMED only when the mode is set before it sees the
-      // headers; after an override to STREAMED we must remove it ourselves (§2.5).
-      if (override?.response_body_mode === 'STREAMED' && headers.has('content-length')) o.removeHeader('content-length');
-    });
-  }
-
-  private readResponseHeaders(h: PbHttpHeaders | undefined): HeaderView {
-    const headers = headersOf(h);
-    this.x.responseHeaders = headers;
-    return headers;
-  }
-
-  private onResponseBody(msg: PbHttpBody | undefined): Answer | Promise<Answer> {
-    if (!(this.seen & RESPONSE_HEADERS)) return this.outOfOrder('response_body');
-    if (!this.pipeline.has('responseBody') || !wantsResponseBody(this.pipeline.needs, this.x)) return this.deps.continueFor.response_body;
-    const chunk = { bytes: msg?.body ?? EMPTY, endOfStream: msg?.end_of_stream === true };
-    return this.finishAnswer('response_body', this.pipeline.run('responseBody', this.x, chunk));
+    if (this.x.answeredImmediately) return null;
+    return this.handler.handle(msg.request, msg);
   }
 }

@@ -4,7 +4,7 @@
  * whether the client wants a stream, for the stages after it. An unreadable body follows
  * `pipeline.onInvalidRequest` (continue untouched, or 400).
  */
-import { GatewayError } from '../errors.js';
+import { GatewayError } from '../pipeline/errors.js';
 import { slot } from '../pipeline/exchange.js';
 import type { StageFactory } from '../pipeline/stage.js';
 

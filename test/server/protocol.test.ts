@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { StageFactory } from '../../extproc/pipeline/stage.js';
+import type { StreamExchange } from '../../extproc/pipeline/exchange.js';
 import { connect, requestHeaders, setHeadersOf, type TestStream } from '../helpers/extProcClient.js';
 import { startTestGateway, testStage, type TestGateway } from '../helpers/gateway.js';
 
@@ -177,7 +178,7 @@ describe('with stages', () => {
   it('reads protocol_config, attributes and metadata_context from the first messages', async () => {
     const seen: Record<string, unknown>[] = [];
     const stage: StageFactory<never> = testStage('test-context', {
-      requestHeaders: (x) => void seen.push({ protocol: x.protocol, attributes: { ...x.attributes }, metadata: x.metadata }),
+      requestHeaders: (x) => void seen.push({ protocol: (x as StreamExchange).protocol, attributes: { ...x.attributes }, metadata: x.metadata }),
       responseHeaders: (x) => void seen.push({ attributes: { ...x.attributes }, status: x.responseStatus }),
     });
     const str = (v: string) => ({ stringValue: v });

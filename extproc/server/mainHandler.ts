@@ -1,0 +1,176 @@
+/**
+ * @module server/mainHandler
+ * The messages of a router or attempt stream: each request message is decoded into a pipeline
+ * phase, the stages run, and exactly one ProcessingResponse of the matching kind answers it.
+ */
+import type { HeaderView } from '../pipeline/headers.js';
+import type { PhaseOutput } from '../pipeline/output.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import { headersOf } from './decode.js';
+import { describeDecision, encodeResponse } from './encode.js';
+import { requestHeadersOverride, responseHeadersOverride, wantsResponseBody, type EffectiveModes } from './modes.js';
+import type { Answer, ProcessStream, StreamHandler } from './processStream.js';
+import type { PbHttpBody, PbHttpHeaders, PbProcessingMode, PbProcessingRequest, RequestKind } from './protocol.js';
+
+const REQUEST_HEADERS = 1;
+const REQUEST_BODY_DONE = 2;
+const RESPONSE_HEADERS = 4;
+const EMPTY = Buffer.alloc(0);
+
+/** Handles the messages of one router or attempt stream. */
+export class MainHandler implements StreamHandler {
+  private readonly pipeline: Pipeline;
+  private readonly modes: EffectiveModes = { requestBodyMode: 'NONE', responseBodyMode: 'NONE' };
+  /** Request body chunks when Envoy sends the body STREAMED (allocated on first need). */
+  private requestChunks: Buffer[] | undefined;
+  private seen = 0;
+  private first = true;
+  private warnedOrder = false;
+
+  constructor(private readonly s: ProcessStream) {
+    this.pipeline = s.pipeline;
+  }
+
+  handle(kind: RequestKind, msg: PbProcessingRequest): Answer | Promise<Answer> {
+    if (this.first) this.readFirst(msg);
+    switch (kind) {
+      case 'request_headers':
+        return this.onRequestHeaders(msg.request_headers);
+      case 'request_body':
+        return this.onRequestBody(msg.request_body);
+      case 'response_headers':
+        return this.onResponseHeaders(msg.response_headers);
+      case 'response_body':
+        return this.onResponseBody(msg.response_body);
+      default:
+        return this.s.deps.continueFor[kind];
+    }
+  }
+
+  private readFirst(msg: PbProcessingRequest): void {
+    this.first = false;
+    const x = this.s.x;
+    const pc = msg.protocol_config;
+    if (pc) {
+      x.protocol = {
+        requestBodyMode: pc.request_body_mode ?? 'NONE',
+        responseBodyMode: pc.response_body_mode ?? 'NONE',
+        sendBodyWithoutWaitingForHeaderResponse: pc.send_body_without_waiting_for_header_response === true,
+      };
+    }
+    this.modes.requestBodyMode = x.protocol.requestBodyMode;
+    this.modes.responseBodyMode = x.protocol.responseBodyMode;
+  }
+
+  private outOfOrder(kind: RequestKind): Answer {
+    if (!this.warnedOrder) {
+      this.warnedOrder = true;
+      this.s.x.log.warn('out-of-order ProcessingRequest; continuing unchanged', { kind });
+    }
+    return this.s.deps.continueFor[kind];
+  }
+
+  private finishAnswer(kind: RequestKind, out: PhaseOutput | Promise<PhaseOutput>, override?: PbProcessingMode, adjust?: (o: PhaseOutput) => void): Answer | Promise<Answer> {
+    const x = this.s.x;
+    const encode = (o: PhaseOutput): Answer => {
+      if (!o.reply) adjust?.(o);
+      if (x.logs('debug')) x.log.debug('decided', { kind, ...describeDecision(o, override) });
+      if (o.reply) {
+        x.answeredImmediately = true;
+        x.immediateStatus = o.reply.status;
+        return encodeResponse(kind, o);
+      }
+      if (o.isEmpty && !override) return this.s.deps.continueFor[kind];
+      return encodeResponse(kind, o, override);
+    };
+    return out instanceof Promise ? out.then(encode) : encode(out);
+  }
+
+  private onRequestHeaders(h: PbHttpHeaders | undefined): Answer | Promise<Answer> {
+    if (this.seen & REQUEST_HEADERS) return this.outOfOrder('request_headers');
+    this.seen |= REQUEST_HEADERS;
+    const s = this.s;
+    const x = s.x;
+    x.requestHeaders = headersOf(h);
+    if (s.role === 'router') {
+      if (this.pipeline.hasObservers) s.release = s.deps.links.register(x, () => s.finish());
+      // Attempt stages on this replica may read this exchange (RouterView); cost only when some exist.
+      if (s.deps.pipeline('attempt').stages.length > 0) s.unpublish = s.deps.links.publishRouter(x);
+    } else {
+      x.router = s.deps.links.routerView(x.requestId);
+    }
+    if (h?.end_of_stream) this.seen |= REQUEST_BODY_DONE;
+    const override = requestHeadersOverride(this.pipeline.needs, x.protocol, this.modes, s.role);
+    if (!this.pipeline.has('requestHeaders')) {
+      // Depends only on the pipeline and Envoy's modes: encode once per combination.
+      if (!override) return s.deps.continueFor.request_headers;
+      if (x.logs('debug')) x.log.debug('decided', { kind: 'request_headers', ...describeDecision(undefined, override) });
+      return s.deps.encodeOnce(this.pipeline, override);
+    }
+    return this.finishAnswer('request_headers', this.pipeline.run('requestHeaders', x), override, (o) => {
+      // A body replaced in a headers answer is sent as CONTINUE_AND_REPLACE, after which Envoy
+      // drops content-length (facts §2.11); envoy.yaml's upstream header_mutation filter restores
+      // it from this metadata key (the pattern of envoyproxy/ai-gateway).
+      if (o.body) o.setMetadata('ai_gateway', 'content_length', String(o.body.length));
+    });
+  }
+
+  private onRequestBody(msg: PbHttpBody | undefined): Answer | Promise<Answer> {
+    const endOfStream = msg?.end_of_stream === true;
+    if (!(this.seen & REQUEST_HEADERS) || this.seen & REQUEST_BODY_DONE) return this.outOfOrder('request_body');
+    const s = this.s;
+    if (!this.pipeline.has('requestBody')) {
+      if (endOfStream) this.seen |= REQUEST_BODY_DONE;
+      return s.deps.continueFor.request_body;
+    }
+    const bytes = msg?.body ?? EMPTY;
+    if (!endOfStream) {
+      // Envoy was not switched to BUFFERED (allow_mode_override off?): collect the chunks; the
+      // stages see the whole body at the end, but earlier chunks are already upstream.
+      (this.requestChunks ??= []).push(bytes);
+      return s.deps.continueFor.request_body;
+    }
+    this.seen |= REQUEST_BODY_DONE;
+    const streamed = this.requestChunks !== undefined;
+    const body = this.requestChunks ? Buffer.concat([...this.requestChunks, bytes]) : bytes;
+    this.requestChunks = undefined;
+    s.x.requestBody = body;
+    const out = this.pipeline.run('requestBody', s.x, { bytes: body, endOfStream: true });
+    return this.finishAnswer('request_body', out, undefined, (o) => {
+      if (streamed && (o.body !== undefined || o.setHeaders.size > 0 || o.removeHeaders.size > 0)) {
+        // Envoy ignores header mutations on STREAMED body answers, and a replacement of the last
+        // chunk would corrupt a body whose start already went upstream.
+        s.x.log.warn('request body arrived STREAMED; mutations dropped (set request_body_mode BUFFERED or allow_mode_override)');
+        o.body = undefined;
+        o.setHeaders.clear();
+        o.removeHeaders.clear();
+      }
+    });
+  }
+
+  private onResponseHeaders(h: PbHttpHeaders | undefined): Answer | Promise<Answer> {
+    if (this.seen & RESPONSE_HEADERS) return this.outOfOrder('response_headers');
+    this.seen |= RESPONSE_HEADERS;
+    const x = this.s.x;
+    const headers: HeaderView = headersOf(h);
+    x.responseHeaders = headers;
+    if (h?.end_of_stream) x.responseComplete = true;
+    const override = h?.end_of_stream ? undefined : responseHeadersOverride(this.pipeline.needs, x, this.modes);
+    if (!this.pipeline.has('responseHeaders') && !override) return this.s.deps.continueFor.response_headers;
+    const out = this.pipeline.run('responseHeaders', x);
+    return this.finishAnswer('response_headers', out, override, (o) => {
+      // Envoy strips content-length for STREAMED only when the mode is set before it sees the
+      // headers; after an override to STREAMED we must remove it ourselves (§2.5).
+      if (override?.response_body_mode === 'STREAMED' && headers.has('content-length')) o.removeHeader('content-length');
+    });
+  }
+
+  private onResponseBody(msg: PbHttpBody | undefined): Answer | Promise<Answer> {
+    if (!(this.seen & RESPONSE_HEADERS)) return this.outOfOrder('response_body');
+    const x = this.s.x;
+    if (msg?.end_of_stream) x.responseComplete = true;
+    if (!this.pipeline.has('responseBody') || !wantsResponseBody(this.pipeline.needs, x)) return this.s.deps.continueFor.response_body;
+    const chunk = { bytes: msg?.body ?? EMPTY, endOfStream: msg?.end_of_stream === true };
+    return this.finishAnswer('response_body', this.pipeline.run('responseBody', x, chunk));
+  }
+}
