@@ -1,0 +1,210 @@
+import { describe, it, expect } from 'vitest';
+import { fixture } from './cases.js';
+import { SseParser, type SseEvent } from '../../extproc/providers/sse.js';
+import { UsageExtractor } from '../../extproc/providers/usage.js';
+import { dialectOfPath } from '../../extproc/providers/paths.js';
+import { translateError, streamErrorEvent, readError } from '../../extproc/providers/errors.js';
+import { openaiToAnthropicRequest } from '../../extproc/providers/requestToAnthropic.js';
+import { anthropicToOpenAIRequest } from '../../extproc/providers/requestToOpenAI.js';
+import { adaptForMistral, mistralToolCallId } from '../../extproc/providers/mistral.js';
+import { OpenAIToAnthropicStream } from '../../extproc/providers/streamToAnthropic.js';
+import { AnthropicToOpenAIStream } from '../../extproc/providers/streamToOpenAI.js';
+import { TranslationError, type OpenAIChatRequest } from '../../extproc/providers/types.js';
+
+function events(name: string): SseEvent[] {
+  return new SseParser().push(fixture(name));
+}
+const data = (o: unknown): SseEvent => ({ event: undefined, data: JSON.stringify(o), id: undefined, retry: undefined });
+
+describe('UsageExtractor', () => {
+  it('OpenAI stream: the include_usage chunk, cached and reasoning tokens', () => {
+    const u = new UsageExtractor('openai');
+    for (const e of events('openai-stream-tools.sse')) u.push(e);
+    expect(u.usage).toEqual({ inputTokens: 812, outputTokens: 57, cachedInputTokens: 512, cacheWriteTokens: 0, reasoningTokens: 0, complete: true });
+    expect(u.sawEnd).toBe(true);
+    expect(u.text).toBe('Je vérifie la météo 🌦…{"city":"Paris","unit":"c"}{"tz":"Europe/Paris"}');
+  });
+
+  it('OpenAI stream without usage is not complete, but its text is there to estimate from', () => {
+    const u = new UsageExtractor('openai');
+    for (const e of events('openai-stream-tools.sse').slice(0, 6)) u.push(e);
+    expect(u.usage.complete).toBe(false);
+    expect(u.sawEnd).toBe(false);
+    expect(u.textLength).toBe('Je vérifie la météo 🌦…'.length);
+  });
+
+  it('Anthropic stream: message_start input + cache, message_delta output taken once (last value)', () => {
+    const u = new UsageExtractor('anthropic');
+    const evs = events('anthropic-stream-tools.sse');
+    for (const e of evs) u.push(e);
+    // A provider repeating the cumulative delta must not double the count.
+    u.push(evs[evs.length - 2]!);
+    expect(u.usage).toEqual({ inputTokens: 472 + 1024, outputTokens: 89, cachedInputTokens: 1024, cacheWriteTokens: 0, reasoningTokens: 0, complete: true });
+    expect(u.text).toBe('D\'accord, je regarde le temps à Zürich 🌧️.{"city": "Zürich", "unit": "c"}');
+  });
+
+  it('Anthropic stream: cache writes and thinking tokens', () => {
+    const u = new UsageExtractor('anthropic');
+    for (const e of events('anthropic-stream-text.sse')) u.push(e);
+    expect(u.usage).toEqual({ inputTokens: 325, outputTokens: 16, cachedInputTokens: 0, cacheWriteTokens: 300, reasoningTokens: 9, complete: true });
+  });
+
+  it('Anthropic message_start alone is not final usage', () => {
+    const u = new UsageExtractor('anthropic');
+    u.push(events('anthropic-stream-tools.sse')[0]!);
+    expect(u.usage.complete).toBe(false);
+    expect(u.usage.outputTokens).toBe(2);
+  });
+
+  it('JSON answers of both dialects', () => {
+    const o = new UsageExtractor('openai');
+    o.fromJson(JSON.parse(fixture('openai-response-tools.json').toString()));
+    expect(o.usage).toMatchObject({ inputTokens: 812, outputTokens: 57, cachedInputTokens: 512, complete: true });
+    const a = new UsageExtractor('anthropic');
+    a.fromJson(JSON.parse(fixture('anthropic-response-tools.json').toString()));
+    expect(a.usage).toMatchObject({ inputTokens: 1496, outputTokens: 89, cachedInputTokens: 1024, complete: true });
+    expect(a.text).toContain('Zürich');
+  });
+});
+
+describe('dialectOfPath', () => {
+  it('recognises the served APIs', () => {
+    expect(dialectOfPath('/v1/chat/completions')).toEqual({ dialect: 'openai', api: 'chat' });
+    expect(dialectOfPath('/v1/messages?beta=true')).toEqual({ dialect: 'anthropic', api: 'messages' });
+    expect(dialectOfPath('/v1/messages/count_tokens')).toEqual({ dialect: 'anthropic', api: 'count_tokens' });
+    expect(dialectOfPath('/v1/responses')).toEqual({ dialect: 'openai', api: 'responses' });
+    expect(dialectOfPath('/v1/embeddings/')).toEqual({ dialect: 'openai', api: 'embeddings' });
+    expect(dialectOfPath('/v1/models')).toEqual({ dialect: 'openai', api: 'models' });
+    expect(dialectOfPath('/v1/models', { anthropic: true })).toEqual({ dialect: 'anthropic', api: 'models' });
+    expect(dialectOfPath('/v1/models/gpt-4o')).toEqual({ dialect: 'openai', api: 'models', modelId: 'gpt-4o' });
+    expect(dialectOfPath('/v1/files')).toBeUndefined();
+    expect(dialectOfPath('/v1/chat/completions/x')).toBeUndefined();
+  });
+});
+
+describe('errors', () => {
+  it('Anthropic 529 overloaded → OpenAI 503 server_error', () => {
+    const r = translateError('openai', 529, '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}');
+    expect(r).toEqual({ status: 503, body: { error: { message: 'Overloaded', type: 'server_error', param: null, code: 'overloaded' } } });
+  });
+  it('OpenAI 429 → Anthropic rate_limit_error', () => {
+    const r = translateError('anthropic', 429, { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded', param: null } });
+    expect(r).toEqual({ status: 429, body: { type: 'error', error: { type: 'rate_limit_error', message: 'Rate limit reached' } } });
+  });
+  it("reads Mistral's flat body, proxies' text and the status when nothing else", () => {
+    expect(readError({ object: 'error', message: 'Invalid model', type: 'invalid_request_error', code: '1500' }, 404)).toMatchObject({ message: 'Invalid model', code: '1500' });
+    expect(readError('upstream connect error', 503).message).toBe('upstream connect error');
+    expect(readError('', 502).message).toBe('upstream answered 502');
+    expect(translateError('anthropic', 401, new TextEncoder().encode('{"message":"Unauthorized"}')).body).toEqual({
+      type: 'error',
+      error: { type: 'authentication_error', message: 'Unauthorized' },
+    });
+  });
+  it('in-stream errors in each dialect', () => {
+    expect(streamErrorEvent('anthropic', 529, { message: 'Overloaded' })).toBe('event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n');
+    expect(streamErrorEvent('openai', 500, { message: 'x' })).toBe('data: {"error":{"message":"x","type":"server_error","param":null,"code":null}}\n\n');
+  });
+});
+
+describe('stream terminate and in-stream errors', () => {
+  it('OpenAI → Anthropic: cut after finish_reason closes the message normally', () => {
+    const t = new OpenAIToAnthropicStream();
+    const evs = events('openai-stream-tools.sse');
+    let out = '';
+    for (const e of evs.slice(0, evs.length - 2)) out += t.push(e); // no usage chunk, no [DONE]
+    out = t.terminate('cut');
+    expect(out).toContain('"stop_reason":"tool_use"');
+    expect(out.endsWith('event: message_stop\ndata: {"type":"message_stop"}\n\n')).toBe(true);
+    expect(t.finished).toBe(true);
+    expect(t.terminate('again')).toBe('');
+  });
+  it('OpenAI → Anthropic: an error frame becomes an error event and ends the stream', () => {
+    const t = new OpenAIToAnthropicStream();
+    t.push(events('openai-stream-tools.sse')[0]!);
+    expect(t.push(data({ error: { message: 'boom', type: 'server_error', code: null, param: null } }))).toBe(
+      'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"boom"}}\n\n',
+    );
+    expect(t.push({ event: undefined, data: '[DONE]', id: undefined, retry: undefined })).toBe('');
+  });
+  it('Anthropic → OpenAI: an error event becomes an OpenAI error frame', () => {
+    const t = new AnthropicToOpenAIStream({ includeUsage: false, created: 1 });
+    expect(t.push(data({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }))).toBe(
+      'data: {"error":{"message":"Overloaded","type":"server_error","param":null,"code":"overloaded"}}\n\n',
+    );
+    expect(t.finished).toBe(true);
+  });
+  it('Anthropic → OpenAI: cut after message_delta ends with usage and [DONE]', () => {
+    const t = new AnthropicToOpenAIStream({ includeUsage: true, created: 1 });
+    const evs = events('anthropic-stream-tools.sse');
+    for (const e of evs.slice(0, -1)) t.push(e);
+    const out = t.terminate('cut');
+    expect(out).toMatch(/"choices":\[\],"usage":\{"prompt_tokens":1496,"completion_tokens":89/);
+    expect(out.endsWith('data: [DONE]\n\n')).toBe(true);
+  });
+});
+
+describe('request translation edge cases', () => {
+  const base: OpenAIChatRequest = { model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] };
+  it('Anthropic needs max_tokens: the configured default fills it', () => {
+    expect(openaiToAnthropicRequest(base, { defaultMaxTokens: 321 }).max_tokens).toBe(321);
+    expect(openaiToAnthropicRequest({ ...base, max_tokens: 50 }, { defaultMaxTokens: 321 }).max_tokens).toBe(50);
+  });
+  it('refuses what Anthropic cannot express, naming the field', () => {
+    const bad = (r: unknown): TranslationError => {
+      try {
+        openaiToAnthropicRequest(r as OpenAIChatRequest, { defaultMaxTokens: 10 });
+      } catch (e) {
+        if (e instanceof TranslationError) return e;
+      }
+      throw new Error('expected a TranslationError');
+    };
+    expect(bad({ ...base, n: 2 }).param).toBe('n');
+    expect(bad({ ...base, messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }] }).param).toBe('messages[0].content[0]');
+    expect(bad({ ...base, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png,abc' } }] }] }).param).toBe(
+      'messages[0].content[0].image_url.url',
+    );
+    expect(bad({ ...base, messages: [{ role: 'assistant', tool_calls: [{ id: 'a', type: 'function', function: { name: 'f', arguments: '{' } }] }] }).message).toMatch(/not valid JSON/);
+    expect(bad({ ...base, tool_choice: 'required' }).param).toBe('tool_choice');
+  });
+  it('tool_choice and parallel calls both ways', () => {
+    const tools = [{ type: 'function' as const, function: { name: 'f' } }];
+    expect(openaiToAnthropicRequest({ ...base, tools, tool_choice: { type: 'function', function: { name: 'f' } } }, { defaultMaxTokens: 1 }).tool_choice).toEqual({ type: 'tool', name: 'f' });
+    expect(openaiToAnthropicRequest({ ...base, tools, tool_choice: 'none' }, { defaultMaxTokens: 1 }).tool_choice).toEqual({ type: 'none' });
+    expect(openaiToAnthropicRequest({ ...base, tools, parallel_tool_calls: false }, { defaultMaxTokens: 1 }).tool_choice).toEqual({ type: 'auto', disable_parallel_tool_use: true });
+    const a = { model: 'c', max_tokens: 5, messages: [{ role: 'user', content: 'x' }], tools: [{ name: 'f', input_schema: { type: 'object' } }] };
+    expect(anthropicToOpenAIRequest({ ...a, tool_choice: { type: 'tool', name: 'f' } }).tool_choice).toEqual({ type: 'function', function: { name: 'f' } });
+    expect(anthropicToOpenAIRequest({ ...a, tool_choice: { type: 'none' } }).tool_choice).toBe('none');
+  });
+  it('refuses Anthropic server tools for OpenAI targets', () => {
+    expect(() => anthropicToOpenAIRequest({ model: 'c', max_tokens: 5, messages: [], tools: [{ type: 'web_search_20250305', name: 'web_search' }] })).toThrow(TranslationError);
+  });
+  it('a non-streamed Anthropic request asks for no stream options', () => {
+    const r = anthropicToOpenAIRequest({ model: 'c', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] });
+    expect(r.stream).toBeUndefined();
+    expect(r.stream_options).toBeUndefined();
+  });
+});
+
+describe('Mistral', () => {
+  it('tool call ids: 9 alphanumerics, stable, valid ones kept', () => {
+    const id = mistralToolCallId('toolu_01T1x1fJ34qAmk2tNTrN7Up6');
+    expect(id).toMatch(/^[a-zA-Z0-9]{9}$/);
+    expect(mistralToolCallId('toolu_01T1x1fJ34qAmk2tNTrN7Up6')).toBe(id);
+    expect(mistralToolCallId('abcDEF123')).toBe('abcDEF123');
+    expect(mistralToolCallId('call_other')).not.toBe(id);
+  });
+  it('drops fields Mistral refuses and renames the rest', () => {
+    const r = adaptForMistral({
+      model: 'm',
+      messages: [{ role: 'developer', content: [{ type: 'text', text: 's', cache_control: { type: 'ephemeral' } }] }],
+      stream: true,
+      stream_options: { include_usage: true },
+      max_completion_tokens: 9,
+      seed: 4,
+      store: true,
+      logprobs: true,
+      tool_choice: 'required',
+    });
+    expect(r).toEqual({ model: 'm', messages: [{ role: 'system', content: [{ type: 'text', text: 's' }] }], stream: true, max_tokens: 9, random_seed: 4, tool_choice: 'any' });
+  });
+});
