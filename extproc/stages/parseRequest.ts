@@ -24,6 +24,7 @@ export const requestSummary = slot<RequestSummary>('requestSummary');
 /** The parse-request stage. */
 export const parseRequestStage: StageFactory = {
   name: 'parse-request',
+  writes: [requestSummary],
   create: () => ({
     name: 'parse-request',
     failure: 'open',

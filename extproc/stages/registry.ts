@@ -8,13 +8,16 @@ import { formatPath } from '../config/path.js';
 import { renderClientError } from '../errors.js';
 import { Pipeline, type ErrorRenderer } from '../pipeline/pipeline.js';
 import type { Catalog, FilterRole, Stage, StageDeps, StageFactory } from '../pipeline/stage.js';
+import { identityStage } from './identity.js';
 import { parseRequestStage } from './parseRequest.js';
 
 /** Stage name → factory. */
 export type StageRegistry = ReadonlyMap<string, StageFactory<never>>;
 
 /** The stages the gateway ships. */
-export const builtinStages: StageRegistry = new Map<string, StageFactory<never>>([[parseRequestStage.name, parseRequestStage as StageFactory<never>]]);
+export const builtinStages: StageRegistry = new Map<string, StageFactory<never>>(
+  [parseRequestStage, identityStage].map((f) => [f.name, f as unknown as StageFactory<never>]),
+);
 
 /** A registry with extra stages (e.g. a test's), which may not shadow built-in names. */
 export function extendRegistry(base: StageRegistry, extra: readonly StageFactory<never>[]): StageRegistry {
