@@ -108,7 +108,8 @@ function resolve(config: GatewayConfig, registry: StageRegistry): Resolved[] | s
       problems.push(`${formatPath(path)}: unknown stage "${name}" (known: ${[...registry.keys()].join(', ')})`);
       return;
     }
-    forSlots.push({ name, index: i, factory });
+    // A stage listed twice is reported as such below, not also as a slot clash with itself.
+    if (!forSlots.some((f) => f.name === name)) forSlots.push({ name, index: i, factory });
     if (!factory.options) {
       const extra = Object.keys(options);
       if (extra.length > 0) problems.push(`${formatPath([...path, extra[0]!])}: stage "${name}" takes no options`);

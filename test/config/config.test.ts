@@ -67,7 +67,8 @@ pipeline:
     ]);
     // Stage names are checked once the schema passes.
     const stageProblems = problemsOf(() => parseConfigText(`pipeline: { stages: [parse-request, pii-magic] }`, {}, checks));
-    expect(stageProblems).toEqual(['pipeline.stages[1]: unknown stage "pii-magic" (known: parse-request)']);
+    expect(stageProblems).toHaveLength(1);
+    expect(stageProblems[0]).toMatch(/^pipeline\.stages\[1\]: unknown stage "pii-magic" \(known: parse-request, identity(, [a-z-]+)*\)$/);
   });
 
   it('refuses options on a stage that takes none, and a stage listed twice', () => {
