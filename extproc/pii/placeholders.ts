@@ -1,0 +1,105 @@
+/**
+ * @module pii/placeholders
+ * The per-request mapping between placeholders and original values. Lives in the request's
+ * memory only; nothing here is ever logged, cached or serialised.
+ *
+ * Placeholders look like `<EMAIL_1>`: upper-case type, `_`, a number from 1 without leading
+ * zeros, in angle brackets — short, unusual in prose, and copied verbatim by models.
+ *
+ * Collisions: a prompt may already contain text shaped like a placeholder (`<EMAIL_1>` typed
+ * by the user, or an answer from an earlier turn). Such literals are *reserved* before any
+ * number is issued, and numbering skips them, so restoring never turns the user's own literal
+ * into a value. If a literal equal to an already-issued placeholder shows up later (a caller
+ * that reserved too late), that placeholder is withdrawn: neither it nor the literal is ever
+ * restored, which is safe (no value goes where it was not) if less helpful.
+ */
+
+/** Any placeholder-shaped literal (what `reserve` looks for and `restore` considers). */
+export const placeholderPattern = /<[A-Z][A-Z0-9_]{0,60}_[1-9][0-9]{0,8}>/g;
+
+export type RestoreMode = 'text' | 'json';
+
+export class PlaceholderTable {
+  private readonly byValue = new Map<string, string>();
+  private readonly values = new Map<string, string>();
+  private readonly jsonValues = new Map<string, string>();
+  private readonly reserved = new Set<string>();
+  private readonly counters = new Map<string, number>();
+  /** `<TYPE_` and its prefixes, for every type with an issued placeholder. */
+  private readonly typePrefixes = new Set<string>();
+  /** Length of the longest issued placeholder: the most a stream restorer ever holds back. */
+  maxLength = 0;
+
+  /** Number of placeholders that can be restored. */
+  get size(): number {
+    return this.values.size;
+  }
+
+  /** Marks every placeholder-shaped literal in `text` as taken. */
+  reserve(text: string): void {
+    if (text.indexOf('<') === -1) return;
+    placeholderPattern.lastIndex = 0;
+    for (let m = placeholderPattern.exec(text); m !== null; m = placeholderPattern.exec(text)) {
+      const lit = m[0];
+      this.reserved.add(lit);
+      const value = this.values.get(lit);
+      if (value !== undefined) {
+        // Issued before the literal was seen: withdraw it (see module doc).
+        this.values.delete(lit);
+        this.jsonValues.delete(lit);
+        for (const [k, v] of this.byValue) if (v === lit) this.byValue.delete(k);
+      }
+    }
+  }
+
+  /** The placeholder for `value` of `type`: the same one every time within the request. */
+  issue(type: string, value: string): string {
+    const key = `${type}\u0000${value}`;
+    const known = this.byValue.get(key);
+    if (known !== undefined) return known;
+    let n = this.counters.get(type) ?? 0;
+    let ph: string;
+    do {
+      n++;
+      ph = `<${type}_${n}>`;
+    } while (this.reserved.has(ph) || this.values.has(ph));
+    this.counters.set(type, n);
+    this.byValue.set(key, ph);
+    this.values.set(ph, value);
+    this.reserved.add(ph);
+    if (n === 1 || !this.typePrefixes.has(`<${type}_`)) {
+      const head = `<${type}_`;
+      for (let i = 1; i <= head.length; i++) this.typePrefixes.add(head.slice(0, i));
+    }
+    if (ph.length > this.maxLength) this.maxLength = ph.length;
+    return ph;
+  }
+
+  /** The original value behind an issued placeholder, escaped for a JSON string in `json` mode. */
+  lookup(placeholder: string, mode: RestoreMode = 'text'): string | undefined {
+    const value = this.values.get(placeholder);
+    if (value === undefined || mode === 'text') return value;
+    let escaped = this.jsonValues.get(placeholder);
+    if (escaped === undefined) {
+      escaped = JSON.stringify(value).slice(1, -1);
+      this.jsonValues.set(placeholder, escaped);
+    }
+    return escaped;
+  }
+
+  /**
+   * Whether `s` (starting with `<`) could still grow into an issued placeholder: a prefix of
+   * `<TYPE_` for an issued type, or `<TYPE_` and digits, shorter than the longest placeholder.
+   */
+  isPrefix(s: string): boolean {
+    if (this.typePrefixes.has(s)) return true;
+    if (s.length >= this.maxLength) return false;
+    const u = s.lastIndexOf('_');
+    if (u === -1 || u === s.length - 1 || !this.typePrefixes.has(s.slice(0, u + 1))) return false;
+    for (let i = u + 1; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 48 || c > 57 || (i === u + 1 && c === 48)) return false;
+    }
+    return true;
+  }
+}
