@@ -4,6 +4,8 @@
  * driven by a small stage defined here (the domain stages that will use them arrive later).
  */
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import YAML from 'yaml';
@@ -196,5 +198,53 @@ describe('Envoy behaviours the gateway relies on, end to end', () => {
     for (let r = await it.next(); !r.done; r = await it.next()) text += r.value.choices[0]?.delta?.content ?? '';
     expect(text).toContain('Tell me about Envoy');
     await closing;
+  });
+});
+
+describe("Envoy's own errors reach SDK clients in their dialect (local replies skip ext_proc; local_reply_config)", () => {
+  /** The gateway + the shipped YAML with every provider refusing connections. */
+  async function deadChain(): Promise<{ gw: TestGateway; envoy: Standin; close: () => Promise<void> }> {
+    const dead = await new Promise<string>((resolve) => {
+      const s = http.createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const { port } = s.address() as AddressInfo;
+        s.close(() => resolve(`http://127.0.0.1:${port}`));
+      });
+    });
+    const gw = await startTestGateway({}, []);
+    const envoy = await startStandin({
+      envoyYamlPath,
+      extProcAddress: `127.0.0.1:${gw.port}`,
+      clusterEndpoints: { openai: dead, anthropic: dead, mistral: dead, llm_chain: [[dead], [dead], [dead]] },
+      seed: 3,
+      backOffScale: 0.01,
+    });
+    return { gw, envoy, close: async () => (await envoy.close(), await gw.close(200)) };
+  }
+
+  it('an exhausted chain is a 503 the OpenAI and Anthropic SDKs surface with status and message', async () => {
+    const { envoy, close } = await deadChain();
+    try {
+      const oa = new OpenAI({ baseURL: `${envoy.url}/v1`, apiKey: 'sk-test', maxRetries: 0 });
+      const e1 = await oa.chat.completions.create({ model: 'gpt-4o', messages }).catch((e: unknown) => e);
+      expect(e1).toBeInstanceOf(OpenAI.APIError);
+      expect((e1 as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+      expect((e1 as Error).message).toBe('503 No provider in the chain could serve the request (all failed or were unavailable).');
+      expect((e1 as InstanceType<typeof OpenAI.APIError>).code).toBe('service_unavailable');
+
+      const an = new Anthropic({ baseURL: envoy.url, apiKey: 'sk-ant-test', maxRetries: 0 });
+      const e2 = await an.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 64, messages }).catch((e: unknown) => e);
+      expect(e2).toBeInstanceOf(Anthropic.APIError);
+      expect((e2 as InstanceType<typeof Anthropic.APIError>).status).toBe(503);
+      expect((e2 as InstanceType<typeof Anthropic.APIError>).error).toEqual({
+        type: 'error',
+        error: { type: 'api_error', message: 'No provider in the chain could serve the request (all failed or were unavailable).' },
+      });
+      await envoy.stats.waitForRequests(2);
+      // Envoy's own reply: the gateway never saw a response phase for it.
+      expect(envoy.stats.requests.map((r) => r.responseCode)).toEqual([503, 503]);
+    } finally {
+      await close();
+    }
   });
 });

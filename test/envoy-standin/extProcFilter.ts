@@ -74,6 +74,11 @@ export class ExtProcFilter implements StreamFilter {
     this.s.onDestroy();
   }
 
+  /** Filter::onLocalReply: local replies skip ext_proc (extProcSession.ts onLocalReply). */
+  onLocalReply(): void {
+    this.s.onLocalReply();
+  }
+
   // ---- data path ---------------------------------------------------------------------------------
 
   /** Filter::onHeaders + decodeHeaders/encodeHeaders. */

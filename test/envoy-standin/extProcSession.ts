@@ -4,6 +4,7 @@
  * override_message_timeout, gRPC errors and closes, fail-open, and local replies
  * (status_on_error, immediate_response). Shared by ExtProcFilter and the response handlers.
  */
+import { upstreamImmediateResponseHonoured } from './version.js';
 import type { ExtProcConfig } from './config/index.js';
 import type { ExtProcClients, SideStream } from './extProcClient.js';
 import { setupBodyChunk } from './extProcRequests.js';
@@ -63,6 +64,24 @@ export class ExtProcSession {
       return;
     }
     this.closeStream();
+  }
+
+  /**
+   * Filter::onLocalReply (ext_proc.cc), runtime guard envoy.reloadable_features.skip_ext_proc_on_local_reply
+   * (default true since Envoy 1.34.0, the CVE-2025-30157 fix; the 1.34.0 release note: "local
+   * replies were incorrectly sent to the extProc server"): a local reply — Envoy's own 503/504/413
+   * or any filter's, this one's immediate_response included — ends external processing. The
+   * server has seen the request phases only; its stream is closed (half-close + reset) and no
+   * response phase follows. ext_proc_integration_test.cc checks exactly this (it expects
+   * response_headers only when the guard is off).
+   */
+  onLocalReply(): void {
+    if (this.processingComplete && !this.stream) return;
+    this.processingComplete = true;
+    this.decoding.finishCall();
+    this.encoding.finishCall();
+    // Observability mode keeps its deferred close (onDestroy); nothing more is sent either way.
+    if (!this.config.observabilityMode) this.closeStream();
   }
 
   // ---- stream ------------------------------------------------------------------------------------
@@ -247,6 +266,14 @@ export class ExtProcSession {
    * back through the encoder filters (or resets the stream once the response had started).
    */
   sendImmediateResponse(ir: PbImmediateResponse): void {
+    if (this.cb.isUpstream && !upstreamImmediateResponseHonoured(this.cb.envoyVersion)) {
+      // Envoy 1.36: `if (config_->isUpstream()) { stats_.send_immediate_resp_upstream_ignored_.inc();
+      // return; }` — and nothing continues the held headers: the attempt stalls until a per-try
+      // (idle) timeout or the route timeout resets it (version.ts).
+      this.stat('send_immediate_resp_upstream_ignored');
+      this.sentImmediateResponse = true;
+      return;
+    }
     let code = ir.status ? statusCodeNumber(ir.status.code) ?? 0 : 200;
     if (code < 200) code = 200;
     const mutation = ir.headers;

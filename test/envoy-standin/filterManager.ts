@@ -9,8 +9,15 @@
  * end_stream), as ActiveStreamFilterBase::commonContinue does.
  *
  * Local replies follow FilterManager::sendLocalReply:
+ * - first every filter's onLocalReply runs (FilterManager::onLocalReply). The ext_proc filter
+ *   then ends its processing and resets its side stream, so a local reply never reaches an
+ *   ext_proc server (ext_proc.cc Filter::onLocalReply; runtime guard
+ *   envoy.reloadable_features.skip_ext_proc_on_local_reply, default true since Envoy 1.34.0, the
+ *   fix of CVE-2025-30157);
+ * - the HCM's local_reply_config rewrites code, body and content type (localReply.ts);
  * - no response headers in the chain yet → the reply goes through *all* encoder filters
- *   (sendLocalReplyViaFilterChain encodes from `nullptr`, i.e. the first encoder filter);
+ *   (sendLocalReplyViaFilterChain encodes from `nullptr`, i.e. the first encoder filter) — which
+ *   pass it on untouched when they are ext_proc filters (see above);
  * - response headers in the chain but not yet sent → straight to the sink (sendDirectLocalReply);
  * - response already sent downstream → the stream is reset.
  *
@@ -18,6 +25,10 @@
  * enforced), trailers (the HTTP/1 codec drops them by default), metadata frames.
  */
 import { HeaderMap } from './headers.js';
+import type { LocalReplyConfig } from './config/index.js';
+import type { FormatContext } from './formatter.js';
+import { rewriteLocalReply } from './localReply.js';
+import type { EnvoyVersion } from './version.js';
 import type { JsonObject } from './proto.js';
 import type { ResolvedRoute } from './router.js';
 import type { StandinStats } from './stats.js';
@@ -36,6 +47,19 @@ export class StreamInfo {
   responseCodeDetails?: string;
   requestHeaders?: HeaderMap;
   responseHeaders?: HeaderMap;
+  /**
+   * Response flags by short name (UF, URX, UT, UO, NC, NR, UC, UR, LR, ...), as
+   * StreamInfo::setResponseFlag records them; read by response_flag_filter and %RESPONSE_FLAGS%.
+   */
+  responseFlags: string[] = [];
+  /** The HCM judged the request internal (conn_manager_utility.cc); undefined upstream-only. */
+  internalRequest?: boolean;
+  /** The trusted downstream address the HCM settled on (XFF or the peer). */
+  downstreamRemoteAddress?: string;
+
+  setResponseFlag(flag: string): void {
+    if (!this.responseFlags.includes(flag)) this.responseFlags.push(flag);
+  }
 
   /**
    * StreamInfo::setDynamicMetadata: `(*metadata.mutable_filter_metadata())[ns].MergeFrom(value)`,
@@ -61,6 +85,8 @@ export interface StreamFilter {
   encodeData?(data: Buffer, endStream: boolean): void;
   /** A local reply took over the response: stop producing output (the router cancels upstream). */
   onLocalReplyStarted?(): void;
+  /** StreamFilterBase::onLocalReply: told before a local reply is built, whichever filter sent it. */
+  onLocalReply?(): void;
   onDestroy(): void;
 }
 
@@ -82,6 +108,8 @@ export interface FilterCallbacks {
   readonly isUpstream: boolean;
   /** per_connection_buffer_limit_bytes of the listener (downstream) or cluster (upstream). */
   readonly bufferLimit: number;
+  /** The Envoy release line the stand-in behaves like (version.ts). */
+  readonly envoyVersion: EnvoyVersion;
   /** The host of this upstream attempt (upstream filter chains only). */
   readonly upstreamHost?: UpstreamHostInfo;
   route(): ResolvedRoute | null;
@@ -110,10 +138,15 @@ export interface FilterManagerOptions {
   stats: StandinStats;
   isUpstream: boolean;
   bufferLimit: number;
+  envoyVersion: EnvoyVersion;
   upstreamHost?: UpstreamHostInfo;
   routes: RouteProvider;
   sink: ResponseSink;
   factories: FilterFactory[];
+  /** The HCM's local_reply_config (downstream filter manager only). */
+  localReply?: LocalReplyConfig;
+  /** Builds the substitution-format context for local_reply_config formats. */
+  formatContext?: () => FormatContext;
 }
 
 /** Http::Utility::sendLocalReply: text/plain body with content-length, none for an empty body. */
@@ -121,14 +154,27 @@ export function buildLocalReply(
   code: number,
   body: string | Buffer,
   modify: ((h: HeaderMap) => void) | undefined,
+  rewrite?: (code: number, body: Buffer) => { code: number; body: Buffer; contentType?: string },
 ): { headers: HeaderMap; body: Buffer } {
   const h = new HeaderMap();
   h.set(':status', String(code));
   modify?.(h);
-  const b = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  let b = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  let contentType = 'text/plain';
+  let changed = false;
+  if (rewrite) {
+    // prepareLocalReply: the rewrite callback (local_reply_config) runs after modify_headers.
+    const r = rewrite(code, b);
+    h.set(':status', String(r.code));
+    changed = !r.body.equals(b);
+    b = r.body;
+    if (r.contentType !== undefined) contentType = r.contentType;
+  }
   if (b.length > 0) {
     h.set('content-length', String(b.length));
-    if (!h.has('content-type')) h.set('content-type', 'text/plain');
+    // "If the content-type is not set, set it. Alternately if the rewrite function has changed
+    // body_text ..., set the content type to be based on the changed body."
+    if (!h.has('content-type') || changed) h.set('content-type', contentType);
   } else {
     h.remove('content-length');
     h.remove('content-type');
@@ -184,11 +230,15 @@ export class FilterManager {
     this.opts.stats.inc(this.opts.isUpstream ? 'upstream_local_replies' : 'local_replies');
     this.streamInfo.responseCodeDetails = details;
     this.decodeAborted = true;
+    // FilterManager::onLocalReply: every filter hears of it first (ext_proc stops processing).
+    for (const f of this.filters) f.onLocalReply?.();
+    if (this.destroyed) return;
+    const rewrite = this.rewriter();
     if (!this.responseInChain) {
       // sendLocalReplyViaFilterChain: through every encoder filter.
       this.startLocalReply();
       this.responseInChain = true;
-      const r = buildLocalReply(code, body, modify);
+      const r = buildLocalReply(code, body, modify, rewrite);
       this.streamInfo.responseHeaders = r.headers;
       this.dispatchEncodeHeaders(0, r.headers, r.body.length === 0);
       if (r.body.length > 0) this.dispatchEncodeData(0, r.body, true);
@@ -196,7 +246,7 @@ export class FilterManager {
       // sendDirectLocalReply: response headers exist but were not sent; bypass the filters.
       this.startLocalReply();
       this.encoderBypassed = true;
-      const r = buildLocalReply(code, body, modify);
+      const r = buildLocalReply(code, body, modify, rewrite);
       this.streamInfo.responseHeaders = r.headers;
       this.toSinkHeaders(r.headers, r.body.length === 0);
       if (r.body.length > 0) this.toSinkData(r.body, true);
@@ -204,6 +254,18 @@ export class FilterManager {
       // "Prior headers have already been sent": reset.
       this.resetStream(details);
     }
+  }
+
+  /** local_reply_config of the HCM, evaluated against this stream (downstream only). */
+  private rewriter(): ((code: number, body: Buffer) => { code: number; body: Buffer; contentType?: string }) | undefined {
+    const cfg = this.opts.localReply;
+    if (!cfg) return undefined;
+    return (code, body) => {
+      // LocalReplyImpl::rewrite sets the response code first: status_code filters read it.
+      this.streamInfo.responseCode = code;
+      const ctx = this.opts.formatContext?.() ?? { dynamicMetadata: this.streamInfo.dynamicMetadata };
+      return rewriteLocalReply(cfg, this.requestHeaderMap, code, body, { ...ctx, responseCode: code }, this.streamInfo.responseFlags);
+    };
   }
 
   resetStream(reason: string): void {
@@ -269,6 +331,7 @@ export class FilterManager {
       stats: this.opts.stats,
       isUpstream: this.opts.isUpstream,
       bufferLimit: this.opts.bufferLimit,
+      envoyVersion: this.opts.envoyVersion,
       upstreamHost: this.opts.upstreamHost,
       route: () => this.opts.routes.route(),
       clearRouteCache: () => this.opts.routes.clearRouteCache(),

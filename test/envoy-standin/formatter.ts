@@ -24,6 +24,10 @@ export interface FormatContext {
   upstreamHost?: string;
   attemptCount?: number;
   durationMs?: number;
+  /** %LOCAL_REPLY_BODY%: the body of the local reply being rewritten (local_reply_config). */
+  localReplyBody?: string;
+  /** %RESPONSE_FLAGS%: short names, comma-joined (StreamInfo response flags). */
+  responseFlags?: string[];
 }
 
 type Op = (c: FormatContext) => JsonValue | undefined;
@@ -70,6 +74,11 @@ function compileOp(name: string, arg: string | undefined, path: string): Op {
       return (c) => c.attemptCount ?? 0;
     case 'DURATION':
       return (c) => c.durationMs;
+    case 'LOCAL_REPLY_BODY':
+      return (c) => c.localReplyBody;
+    case 'RESPONSE_FLAGS':
+      // "-" when no flag is set (StreamInfoFormatter RESPONSE_FLAGS).
+      return (c) => (c.responseFlags && c.responseFlags.length > 0 ? c.responseFlags.join(',') : '-');
     default:
       throw new UnsupportedConfigError(`${path}: command operator %${name}% is not implemented by the stand-in`);
   }

@@ -114,6 +114,11 @@ export function applyHeaderMutations(
   }
   for (const sh of sets) {
     if (!sh.header) continue;
+    if (opts.removeContentLength && (sh.header.key ?? '').toLowerCase() === 'content-length') {
+      // Silently skipped when the body mode makes Envoy drop content-length (facts §2.6), before
+      // any check of its value: an invalid content-length value here is not an error.
+      continue;
+    }
     const valueStr = sh.header.value ?? '';
     const rawValue = sh.header.raw_value ? toBuffer(sh.header.raw_value) : Buffer.alloc(0);
     if (valueStr !== '' && rawValue.length > 0) {
@@ -127,10 +132,6 @@ export function applyHeaderMutations(
       return err('Invalid character in set_headers mutation.');
     }
     const name = key.toLowerCase();
-    if (opts.removeContentLength && name === 'content-length') {
-      // Silently skipped when the body mode makes Envoy drop content-length (facts §2.6).
-      continue;
-    }
     const append = sh.append?.value ?? false;
     const op: CheckOperation = append && headers.has(name) ? 'APPEND' : 'SET';
     let result = checker.check(op, name, value);

@@ -263,10 +263,14 @@ export class RetryState {
   }
 
   /** RetryStateImpl::wouldRetryFromReset (a per-try timeout is a local reset, TimeoutRetry::Yes). */
-  wouldRetryFromReset(reason: ResetReason): boolean {
+  wouldRetryFromReset(reason: ResetReason, requestStarted: boolean): boolean {
     if (reason === 'overflow') return false;
     if (this.retryOn & (RETRY_ON['5xx'] | RETRY_ON['gateway-error'] | RETRY_ON.reset)) return true;
-    if (reason === 'connection_failure' && this.retryOn & (RETRY_ON['connect-failure'] | RETRY_ON['reset-before-request'])) return true;
+    if (reason === 'connection_failure' && this.retryOn & RETRY_ON['connect-failure']) return true;
+    // RETRY_ON_RESET_BEFORE_REQUEST: any reset before the request headers reached the upstream
+    // ("only return a positive retry decision if we haven't sent any bytes upstream"), whatever
+    // its reason — a per-try timeout while an upstream filter holds the headers included.
+    if (this.retryOn & RETRY_ON['reset-before-request'] && !requestStarted) return true;
     return false;
   }
 

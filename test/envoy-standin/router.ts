@@ -4,6 +4,7 @@
  * filter chains, and the response hand-off to the encoder filters.
  */
 import type { Prng } from './chunker.js';
+import type { EnvoyVersion } from './version.js';
 import type { ClusterConfig, RetryPolicyConfig, RouteConfig, VirtualHostConfig } from './config/index.js';
 import type { ExtProcClients } from './extProcClient.js';
 import type { FilterCallbacks, StreamFilter } from './filterManager.js';
@@ -69,7 +70,19 @@ export interface RouterContext {
   rng: Prng;
   /** Multiplier for retry back-off sleeps (tests shorten them; order is unchanged). */
   backOffScale: number;
+  envoyVersion: EnvoyVersion;
 }
+
+/** streamResetReasonToResponseFlag (router.cc) and the timeout flags. */
+const RESET_FLAG: Record<ResetReason, string> = {
+  connection_failure: 'UF',
+  connection_termination: 'UC',
+  remote_reset: 'UR',
+  local_reset: 'LR',
+  overflow: 'UO',
+  per_try_timeout: 'UT',
+  per_try_idle_timeout: 'UT',
+};
 
 const RESET_TEXT: Record<ResetReason, string> = {
   connection_failure: 'connection failure',
@@ -120,6 +133,7 @@ export class RouterFilter implements StreamFilter, UpstreamEvents {
     const route = this.cb.route();
     if (!route) {
       this.ctx.stats.inc('no_route');
+      this.cb.streamInfo.setResponseFlag('NR');
       this.cb.sendLocalReply(404, '', undefined, 'route_not_found');
       return;
     }
@@ -128,6 +142,7 @@ export class RouterFilter implements StreamFilter, UpstreamEvents {
     if (!cluster) {
       // sendLocalReply(route_entry_->clusterNotFoundResponseCode(), ...) — default 503 (facts §2.7).
       this.ctx.stats.inc('no_cluster');
+      this.cb.streamInfo.setResponseFlag('NC');
       this.cb.sendLocalReply(route.route.clusterNotFoundCode, '', undefined, 'cluster_not_found');
       return;
     }
@@ -238,6 +253,7 @@ export class RouterFilter implements StreamFilter, UpstreamEvents {
     if (res.activeRequests >= cluster.maxRequests) {
       // Circuit breaker overflow → onPoolFailure(Overflow): 503 with x-envoy-overloaded, no retry.
       this.clusterStat('upstream_rq_pending_overflow');
+      this.cb.streamInfo.setResponseFlag('UO');
       this.cb.sendLocalReply(
         503,
         'upstream connect error or disconnect/reset before headers. reset reason: overflow',
@@ -270,6 +286,7 @@ export class RouterFilter implements StreamFilter, UpstreamEvents {
         streamInfo: si,
         routes: { route: () => this.cb.route(), clearRouteCache: () => this.cb.clearRouteCache() },
         rng: this.ctx.rng,
+        envoyVersion: this.ctx.envoyVersion,
       },
       this,
       this.route!.route.autoHostRewrite,
@@ -307,13 +324,18 @@ export class RouterFilter implements StreamFilter, UpstreamEvents {
     if (this.retryState) {
       // Local replies of upstream filters never trigger retries (router.proto upstream_http_filters).
       const would = !localReply && !this.downstreamResponseStarted && this.retryState.wouldRetryFromHeaders(status, h);
-      if (this.retryState.shouldRetry(would) === 'retry') {
+      const decision = this.retryState.shouldRetry(would);
+      if (decision === 'retry') {
         this.releaseAttempt(a);
         a.reset();
         this.scheduleRetry();
         return;
       }
+      if (decision === 'limit_exceeded') this.cb.streamInfo.setResponseFlag('URX');
     }
+    // Router::Filter::onUpstreamHeaders: ResponseCodeDetails::ViaUpstream ("via_upstream") for a
+    // response the upstream sent (an upstream filter's local reply keeps its own details).
+    if (!localReply) this.cb.streamInfo.responseCodeDetails = 'via_upstream';
     this.downstreamResponseStarted = true;
     clearTimeout(this.perTryTimer);
     this.perTryTimer = undefined;
@@ -356,9 +378,15 @@ export class RouterFilter implements StreamFilter, UpstreamEvents {
       this.cb.resetStream(`upstream_reset_after_response_started{${reason}}`);
       return;
     }
-    if (this.retryState && this.retryState.shouldRetry(this.retryState.wouldRetryFromReset(reason)) === 'retry') {
-      this.scheduleRetry();
-      return;
+    this.cb.streamInfo.setResponseFlag(RESET_FLAG[reason]);
+    if (this.retryState) {
+      const decision = this.retryState.shouldRetry(this.retryState.wouldRetryFromReset(reason, a.requestStarted));
+      if (decision === 'retry') {
+        this.scheduleRetry();
+        return;
+      }
+      // RetryStatus::NoRetryLimitExceeded → UpstreamRetryLimitExceeded (URX).
+      if (decision === 'limit_exceeded') this.cb.streamInfo.setResponseFlag('URX');
     }
     this.finish();
     if (reason === 'per_try_timeout' || reason === 'per_try_idle_timeout') {
@@ -378,6 +406,7 @@ export class RouterFilter implements StreamFilter, UpstreamEvents {
   private onGlobalTimeout(): void {
     if (this.finished) return;
     this.ctx.stats.inc(`cluster.${this.cluster?.name}.upstream_rq_timeout`);
+    this.cb.streamInfo.setResponseFlag('UT');
     const a = this.attempt;
     if (a) {
       this.releaseAttempt(a);

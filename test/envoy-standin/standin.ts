@@ -36,6 +36,7 @@ import type { ClusterResources } from './retry.js';
 import { RouteTable, RouterFilter, type ResolvedRoute } from './router.js';
 import { StandinStats } from './stats.js';
 import { formatContextOf } from './upstream.js';
+import { PINNED_ENVOY_VERSION, type EnvoyVersion } from './version.js';
 
 export interface StandinOptions {
   /** An Envoy bootstrap file, e.g. the shipped envoy/envoy.yaml. */
@@ -55,6 +56,11 @@ export interface StandinOptions {
   seed?: number;
   /** Multiplier of retry back-off sleeps (default 1; tests use e.g. 0.01). */
   backOffScale?: number;
+  /**
+   * The Envoy release line to behave like where releases differ (version.ts); default: the one
+   * docker-compose.yml pins.
+   */
+  envoyVersion?: EnvoyVersion;
   /** Listener bind address (default 127.0.0.1, port 0 = ephemeral). */
   host?: string;
   port?: number;
@@ -62,6 +68,7 @@ export interface StandinOptions {
 
 export interface Standin {
   url: string;
+  envoyVersion: EnvoyVersion;
   port: number;
   stats: StandinStats;
   config: BootstrapConfig;
@@ -87,24 +94,95 @@ const INTERNAL_HEADERS = [
 ];
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'];
 
+/** Network::Utility::isInternalAddress of the HCM's InternalAddressConfig (IPv4 CIDR ranges). */
+function isInternalAddress(ip: string | undefined, cfg: HcmConfig['internalAddressConfig']): boolean {
+  // createInternalAddressConfig (http_connection_manager/config.cc): without internal_address_config
+  // the default config trusts no IP address (explicit_internal_address_config, the only
+  // behaviour since that guard was removed in 1.36.0; before 1.33 RFC 1918 ranges were internal).
+  if (!cfg || ip === undefined) return false;
+  const n = ipv4ToInt(ip);
+  if (n === undefined) return false;
+  return cfg.cidrRanges.some((r) => {
+    const p = ipv4ToInt(r.prefix)!;
+    const mask = r.len === 0 ? 0 : (~0 << (32 - r.len)) >>> 0;
+    return (n & mask) >>> 0 === (p & mask) >>> 0;
+  });
+}
+
+function ipv4ToInt(ip: string): number | undefined {
+  const v = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(v);
+  if (!m) return undefined;
+  const parts = m.slice(1).map(Number);
+  if (parts.some((x) => x > 255)) return undefined;
+  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+}
+
 /**
- * ConnectionManagerUtility::mutateRequestHeaders, before route selection and the filters:
- * hop-by-hop headers and a client's x-envoy-internal go; since use_remote_address is not set no
- * request is "internal", so cleanInternalHeaders always runs (facts §3.3); x-forwarded-proto and
- * x-request-id are added when missing.
- *
- * Internal means `allow_trusted_address_checks && isInternalAddress(final_remote_address)`, and
- * allow_trusted_address_checks is only set with use_remote_address (or an original-IP detection
- * extension); the stand-in refuses both, so every request is external. cleanInternalHeaders
- * (conn_manager_utility.cc) then also removes each of the route config's internal_only_headers:
- * `for (const LowerCaseString& header : internal_only_headers) request_headers.remove(header);`
- * (route.proto RouteConfiguration.internal_only_headers: "If they are found on external requests
- * they will be cleaned prior to filter invocation"). A filter (ext_proc) can still set them.
+ * Utility::getLastAddressFromXFF (source/common/http/utility.cc): the address `numToSkip` entries
+ * from the right of x-forwarded-for, if it parses as an IP; `single` when XFF holds one address.
  */
-function mutateRequestHeaders(h: HeaderMap, hcm: HcmConfig): void {
-  for (const n of [...HOP_BY_HOP, 'x-envoy-internal', ...INTERNAL_HEADERS, ...hcm.internalOnlyHeaders]) h.remove(n);
+function lastAddressFromXff(h: HeaderMap, numToSkip: number): { address?: string; single: boolean } {
+  const xff = h.getAll('x-forwarded-for').join(',');
+  if (xff === '') return { single: false };
+  const parts = xff.split(',').map((p) => p.trim());
+  if (numToSkip >= parts.length) return { single: false };
+  const candidate = parts[parts.length - 1 - numToSkip]!;
+  const ok = ipv4ToInt(candidate) !== undefined || /^[0-9a-f:]+$/i.test(candidate);
+  return { address: ok ? candidate : undefined, single: parts.length === 1 };
+}
+
+/**
+ * ConnectionManagerUtility::mutateRequestHeaders (source/common/http/conn_manager_utility.cc),
+ * before route selection and the filters:
+ *
+ * - hop-by-hop headers and a client's x-envoy-internal go;
+ * - use_remote_address: the trusted client address is the connection's peer (or, with
+ *   xff_num_trusted_hops N > 0, the Nth address from the right of XFF); the peer is appended to
+ *   XFF (the listener's own address for a loopback peer); x-forwarded-proto is overwritten; the
+ *   request is internal only if XFF was absent before appending and the address is internal;
+ * - without use_remote_address (the "XFF fallback"): the address N+0 from the right of XFF is
+ *   used, and the request is internal if XFF held exactly one address and it is internal — so a
+ *   client could claim to be internal by sending one internal-looking XFF address, were any
+ *   address internal;
+ * - internal requests get x-envoy-internal: true; every other request has the x-envoy control
+ *   headers and the route config's internal_only_headers removed (cleanInternalHeaders), and an
+ *   edge request (external + use_remote_address) also loses x-envoy-decorator-operation /
+ *   x-envoy-downstream-service-cluster / -node and gets x-envoy-external-address;
+ * - x-request-id is generated for edge requests and when missing.
+ *
+ * A filter (our ext_proc) can still set any of these headers afterwards.
+ */
+function mutateRequestHeaders(h: HeaderMap, hcm: HcmConfig, peer: string | undefined, localAddress: string): { internal: boolean; remote?: string } {
+  for (const n of [...HOP_BY_HOP, 'x-envoy-internal']) h.remove(n);
+  let remote: string | undefined;
+  let single: boolean;
+  if (hcm.useRemoteAddress) {
+    single = !h.has('x-forwarded-for');
+    if (hcm.xffNumTrustedHops > 0) remote = lastAddressFromXff(h, hcm.xffNumTrustedHops - 1).address;
+    remote ??= peer;
+    const appended = peer !== undefined && /^(::ffff:)?127\./.test(peer) ? localAddress : (peer ?? localAddress);
+    const xff = h.getAll('x-forwarded-for').join(',');
+    h.set('x-forwarded-for', xff === '' ? appended : `${xff},${appended}`);
+    h.set('x-forwarded-proto', 'http');
+  } else {
+    const r = lastAddressFromXff(h, hcm.xffNumTrustedHops);
+    remote = r.address;
+    single = r.single;
+  }
   if (!h.has('x-forwarded-proto')) h.set('x-forwarded-proto', 'http');
-  if (hcm.generateRequestId && !h.has('x-request-id')) h.set('x-request-id', crypto.randomUUID());
+  const internal = single && remote !== undefined && isInternalAddress(remote, hcm.internalAddressConfig);
+  remote ??= peer;
+  const edge = !internal && hcm.useRemoteAddress;
+  if (internal) {
+    h.set('x-envoy-internal', 'true');
+  } else {
+    if (edge) for (const n of ['x-envoy-decorator-operation', 'x-envoy-downstream-service-cluster', 'x-envoy-downstream-service-node']) h.remove(n);
+    for (const n of [...INTERNAL_HEADERS, ...hcm.internalOnlyHeaders]) h.remove(n);
+  }
+  if (edge && remote !== undefined) h.set('x-envoy-external-address', remote.startsWith('::ffff:') ? remote.slice(7) : remote);
+  if (hcm.generateRequestId && (edge || !h.has('x-request-id'))) h.set('x-request-id', crypto.randomUUID());
+  return { internal, remote };
 }
 
 export async function startStandin(opts: StandinOptions): Promise<Standin> {
@@ -132,6 +210,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
   const resources = new Map<string, ClusterResources>();
   const routeTable = new RouteTable(listener.hcm.virtualHosts);
   const rootRng = new Prng(opts.seed ?? 1);
+  const envoyVersion = opts.envoyVersion ?? PINNED_ENVOY_VERSION;
   let requestCounter = 0;
 
   const server = http.createServer((req, res) => {
@@ -152,7 +231,9 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       const k = req.rawHeaders[i]!;
       if (k.toLowerCase() !== 'host') h.add(k, req.rawHeaders[i + 1]!);
     }
-    mutateRequestHeaders(h, listener.hcm);
+    const peer = mutateRequestHeaders(h, listener.hcm, req.socket.remoteAddress, req.socket.localAddress ?? '127.0.0.1');
+    si.internalRequest = peer.internal;
+    si.downstreamRemoteAddress = peer.remote;
     si.requestHeaders = h;
 
     // The HCM resolves the route when headers arrive (refreshCachedRoute); clearRouteCache makes
@@ -205,7 +286,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       if (f.type === 'ext_proc') return (cb) => new ExtProcFilter(cb, f.config, clients);
       if (f.type === 'router') {
         return (cb) =>
-          new RouterFilter(cb, { clusters: config.clusters, resources, clients, stats, rng, backOffScale: opts.backOffScale ?? 1 }, f.suppressEnvoyHeaders);
+          new RouterFilter(cb, { clusters: config.clusters, resources, clients, stats, rng, backOffScale: opts.backOffScale ?? 1, envoyVersion }, f.suppressEnvoyHeaders);
       }
       throw new Error(`stand-in: unexpected HCM filter ${f.type}`);
     });
@@ -215,8 +296,11 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
       stats,
       isUpstream: false,
       bufferLimit: listener.bufferLimitBytes,
+      envoyVersion,
       routes,
       factories,
+      localReply: listener.hcm.localReply,
+      formatContext: () => formatContextOf(si, h, si.responseHeaders),
       sink: {
         headers: (rh, eos) => {
           const status = Number(rh.get(':status'));
@@ -266,6 +350,19 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
     req.on('end', () => feeder.end());
   }
 
+  // The listener's codec_type AUTO would let real Envoy speak HTTP/2 (prior knowledge or ALPN);
+  // the stand-in speaks HTTP/1.1 only and says so, rather than failing with a parser error.
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket) => {
+    const h2 = err.rawPacket?.subarray(0, 14).toString('latin1') === 'PRI * HTTP/2.0';
+    const msg = h2
+      ? 'stand-in: HTTP/2 clients are not supported (the stand-in listener speaks HTTP/1.1 only; Envoy with codec_type AUTO would accept HTTP/2)'
+      : `stand-in: malformed HTTP/1.1 request (${err.code ?? err.message})`;
+    stats.errors.push(msg);
+    if (socket.writable) {
+      const body = `${msg}\n`;
+      socket.end(`HTTP/1.1 ${h2 ? '505 HTTP Version Not Supported' : '400 Bad Request'}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    } else socket.destroy();
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
@@ -274,6 +371,7 @@ export async function startStandin(opts: StandinOptions): Promise<Standin> {
   return {
     url: `http://${opts.host ?? '127.0.0.1'}:${port}`,
     port,
+    envoyVersion,
     stats,
     config,
     close: async () => {

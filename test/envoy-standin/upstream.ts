@@ -5,6 +5,7 @@
  * node:http. Upstream filters share the downstream StreamInfo (dynamic metadata), and the request
  * header map is the router's, so their mutations persist into the next attempt (facts §3.4).
  */
+import type { EnvoyVersion } from './version.js';
 import http from 'node:http';
 import { BodyChunkFeeder, Chunker, type Prng } from './chunker.js';
 import type { ClusterConfig, HeaderMutationOp, HttpFilterConfig } from './config/index.js';
@@ -30,6 +31,7 @@ export interface UpstreamContext {
   streamInfo: StreamInfo;
   routes: RouteProvider;
   rng: Prng;
+  envoyVersion: EnvoyVersion;
 }
 
 export function formatContextOf(si: StreamInfo, requestHeaders?: HeaderMap, responseHeaders?: HeaderMap): FormatContext {
@@ -138,6 +140,7 @@ class CodecFilter implements StreamFilter {
     req.on('socket', (s) => {
       if (!s.connecting) {
         this.connected = true;
+        this.attempt.requestStarted = true;
         return;
       }
       // cluster connect_timeout
@@ -145,6 +148,8 @@ class CodecFilter implements StreamFilter {
       s.once('connect', () => {
         clearTimeout(connectTimer);
         this.connected = true;
+        // The codec writes the request headers as soon as the connection is up (below).
+        this.attempt.requestStarted = true;
       });
     });
     req.on('error', () => {
@@ -218,6 +223,11 @@ export class UpstreamRequest {
   private done = false;
   private pendingHostRewrite?: string;
   private headers?: HeaderMap;
+  /**
+   * The request headers reached the upstream connection (UpstreamRequest's upstream_request_started
+   * in retry terms): reset-before-request retries only resets that come before this.
+   */
+  requestStarted = false;
 
   constructor(
     readonly cluster: ClusterConfig,
@@ -239,6 +249,7 @@ export class UpstreamRequest {
       stats: ctx.stats,
       isUpstream: true,
       bufferLimit: cluster.bufferLimitBytes,
+      envoyVersion: ctx.envoyVersion,
       upstreamHost: {
         address: host.address,
         hostname: host.endpoint.hostname,

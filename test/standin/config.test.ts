@@ -106,7 +106,7 @@ describe('refusing what is not implemented', () => {
   it('names the path of an unknown field', () => {
     refuse((d) => (clusterOf(d, 'llm_chain').outlier_detection = { consecutive_5xx: 1 }), 'static_resources.clusters[1].outlier_detection');
     refuse((d) => (hcmOf(d).http_filters[0].typed_config.forward_rules = {}), /http_filters\[0\]\.typed_config\.forward_rules/);
-    refuse((d) => (hcmOf(d).use_remote_address = true), /typed_config\.use_remote_address/);
+    refuse((d) => (hcmOf(d).skip_xff_append = true), /typed_config\.skip_xff_append/);
     refuse((d) => (hcmOf(d).route_config.virtual_hosts[0].routes[2].route.retry_policy.rate_limited_retry_back_off = {}), /retry_policy\.rate_limited_retry_back_off/);
     refuse((d) => (d.overload_manager = {}), 'bootstrap.overload_manager');
     refuse(

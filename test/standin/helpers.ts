@@ -118,7 +118,9 @@ export interface ScriptedExtProc {
  * `index` (0-based, in arrival order).
  */
 export async function startScriptedExtProc(script: (s: ScriptedStream, index: number) => void | Promise<void>): Promise<ScriptedExtProc> {
-  const server = new grpc.Server();
+  // Large BUFFERED bodies (the 5 MB test) travel in one message: lift grpc-js's 4 MiB default,
+  // as the gateway does (server.maxMessageBytes).
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024, 'grpc.max_send_message_length': 64 * 1024 * 1024 });
   const streams: ScriptedStream[] = [];
   const errors: unknown[] = [];
   server.addService(extProcServiceDefinition(), {

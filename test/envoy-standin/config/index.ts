@@ -13,3 +13,4 @@ export { UnsupportedConfigError } from '../errors.js';
 export * from './model.js';
 export { loadBootstrapFile, parseBootstrap } from './bootstrap.js';
 export { applyEndpointOverrides, parseHostPort } from './overrides.js';
+export type { LocalReplyConfig, AccessLogFilterConfig, BodyFormatConfig, ResponseMapperConfig, JsonTemplate } from './localReply.js';

@@ -4,10 +4,12 @@
 import { UnsupportedConfigError } from '../errors.js';
 import { compileFormat, type FormatTemplate } from '../formatter.js';
 import { parseHttpFilter } from './httpFilters.js';
+import { parseLocalReplyConfig } from './localReply.js';
 import type {
   AccessLogConfig,
   HcmConfig,
   HeaderMatcherConfig,
+  InternalAddressConfig,
   ListenerConfig,
   RouteConfig,
   VirtualHostConfig,
@@ -41,8 +43,30 @@ export function parseListener(r: Reader): ListenerConfig {
 
 function parseHcm(r: Reader): HcmConfig {
   r.ignore('stat_prefix', 'stats are counted in Standin.stats without Envoy stat names');
-  r.enumOf('codec_type', ['AUTO', 'HTTP1'] as const, 'AUTO'); // the stand-in listener speaks HTTP/1.1 only
+  // The stand-in listener speaks HTTP/1.1 only; with AUTO an HTTP/2 client (prior knowledge) is
+  // refused with a clear message (standin.ts).
+  r.enumOf('codec_type', ['AUTO', 'HTTP1'] as const, 'AUTO');
   const generateRequestId = r.bool('generate_request_id', true);
+  const useRemoteAddress = r.bool('use_remote_address');
+  const xffNumTrustedHops = r.num('xff_num_trusted_hops') ?? 0;
+  if (!Number.isInteger(xffNumTrustedHops) || xffNumTrustedHops < 0) throw new UnsupportedConfigError(`${r.at('xff_num_trusted_hops')}: expected a uint32`);
+  const iac = r.child('internal_address_config');
+  let internalAddressConfig: InternalAddressConfig | undefined;
+  if (iac) {
+    internalAddressConfig = {
+      unixSockets: iac.bool('unix_sockets'),
+      cidrRanges: iac.children('cidr_ranges').map((c) => {
+        const prefix = c.reqStr('address_prefix');
+        const len = c.num('prefix_len') ?? 0;
+        if (!/^\d+\.\d+\.\d+\.\d+$/.test(prefix) || len < 0 || len > 32) throw new UnsupportedConfigError(`${c.path}: only IPv4 CIDR ranges are supported`);
+        c.done();
+        return { prefix, len };
+      }),
+    };
+    iac.done();
+  }
+  const lrc = r.child('local_reply_config');
+  const localReply = lrc ? parseLocalReplyConfig(lrc) : undefined;
   const accessLogs = r.children('access_log').map(parseAccessLog);
   const rc = r.child('route_config');
   if (!rc) throw new UnsupportedConfigError(`${r.at('route_config')}: required (rds is not supported)`);
@@ -64,7 +88,18 @@ function parseHcm(r: Reader): HcmConfig {
     throw new UnsupportedConfigError(`${r.at('http_filters')}: only ext_proc filters followed by the router are supported`);
   }
   r.done();
-  return { routeConfigName, virtualHosts, internalOnlyHeaders, httpFilters, accessLogs, generateRequestId };
+  return {
+    routeConfigName,
+    virtualHosts,
+    internalOnlyHeaders,
+    httpFilters,
+    accessLogs,
+    generateRequestId,
+    useRemoteAddress,
+    xffNumTrustedHops,
+    internalAddressConfig,
+    localReply,
+  };
 }
 
 function parseAccessLog(r: Reader): AccessLogConfig {

@@ -6,6 +6,7 @@
 import type { JsonObject } from '../proto.js';
 import type { AttributeExpr } from '../attributes.js';
 import type { FormatTemplate } from '../formatter.js';
+import type { LocalReplyConfig } from './localReply.js';
 
 export type HeaderSendMode = 'DEFAULT' | 'SEND' | 'SKIP';
 export type BodySendMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED' | 'GRPC';
@@ -133,6 +134,12 @@ export interface AccessLogConfig {
   jsonFormat: [string, FormatTemplate][];
 }
 
+/** HttpConnectionManager.InternalAddressConfig (http_connection_manager.proto). */
+export interface InternalAddressConfig {
+  unixSockets: boolean;
+  cidrRanges: { prefix: string; len: number }[];
+}
+
 export interface HcmConfig {
   routeConfigName: string;
   virtualHosts: VirtualHostConfig[];
@@ -141,6 +148,16 @@ export interface HcmConfig {
   httpFilters: HttpFilterConfig[];
   accessLogs: AccessLogConfig[];
   generateRequestId: boolean;
+  /** use_remote_address (default false): the connection's peer is the client address, XFF is appended. */
+  useRemoteAddress: boolean;
+  /** xff_num_trusted_hops (default 0). */
+  xffNumTrustedHops: number;
+  /**
+   * internal_address_config; undefined = Envoy's default, which trusts no IP address since the
+   * runtime guard explicit_internal_address_config became the only behaviour (removed in 1.36.0).
+   */
+  internalAddressConfig?: InternalAddressConfig;
+  localReply?: LocalReplyConfig;
 }
 
 export interface ListenerConfig {
