@@ -32,6 +32,8 @@ import { startGateway, type Gateway } from '../../extproc/app.js';
 import { parseConfig } from '../../extproc/config/load.js';
 import { builtinStages, stageCheck } from '../../extproc/stages/registry.js';
 import { startStandin, type Standin } from '../envoy-standin/standin.js';
+import { parse as parseYaml } from 'yaml';
+import { readFileSync } from 'node:fs';
 import { faults, startFakeProvider, type FakeProvider } from '../fakes/index.js';
 
 /** Where the demo writes its lines (console.log when run directly). */
@@ -71,6 +73,18 @@ export interface DemoResult {
 
 const envoyYamlPath = join(import.meta.dirname, '../../envoy/envoy.yaml');
 
+/**
+ * The shipped envoy.yaml with `preserve_external_request_id: true`, so each demo call keeps the
+ * x-request-id it chose and its gateway log lines can be shown next to it. The shipped config
+ * leaves it off on purpose: at the edge Envoy replaces a client's id, so no client can make its
+ * request share an id with another one in flight.
+ */
+function demoBootstrap(): unknown {
+  const doc = parseYaml(readFileSync(envoyYamlPath, 'utf8')) as { static_resources: { listeners: { filter_chains: { filters: { typed_config: Record<string, unknown> }[] }[] }[] } };
+  for (const l of doc.static_resources.listeners) for (const fc of l.filter_chains) for (const f of fc.filters) f.typed_config['preserve_external_request_id'] = true;
+  return doc;
+}
+
 /** What the client side of a step reports back. */
 interface ClientOutcome {
   status: number;
@@ -109,7 +123,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     /** A stand-in on the shipped envoy.yaml whose clusters all lead to `fake` (see the header comment). */
     const standinFor = async (fake: FakeProvider): Promise<Standin> => {
       const s = await startStandin({
-        envoyYamlPath,
+        bootstrap: demoBootstrap(),
         extProcAddress: `127.0.0.1:${gateway.port}`,
         clusterEndpoints: { llm_chain: [[fake.url], [fake.url], [fake.url]], openai: fake.url, anthropic: fake.url, mistral: fake.url },
         seed: 1,

@@ -181,7 +181,9 @@ function mutateRequestHeaders(h: HeaderMap, hcm: HcmConfig, peer: string | undef
     for (const n of [...INTERNAL_HEADERS, ...hcm.internalOnlyHeaders]) h.remove(n);
   }
   if (edge && remote !== undefined) h.set('x-envoy-external-address', remote.startsWith('::ffff:') ? remote.slice(7) : remote);
-  if (hcm.generateRequestId && (edge || !h.has('x-request-id'))) h.set('x-request-id', crypto.randomUUID());
+  // conn_manager_utility.cc mutateRequestHeaders: an edge request's id is replaced unless
+  // preserve_external_request_id; a missing one is generated.
+  if (hcm.generateRequestId && ((edge && !hcm.preserveExternalRequestId) || !h.has('x-request-id'))) h.set('x-request-id', crypto.randomUUID());
   return { internal, remote };
 }
 

@@ -47,6 +47,7 @@ function parseHcm(r: Reader): HcmConfig {
   // refused with a clear message (standin.ts).
   r.enumOf('codec_type', ['AUTO', 'HTTP1'] as const, 'AUTO');
   const generateRequestId = r.bool('generate_request_id', true);
+  const preserveExternalRequestId = r.bool('preserve_external_request_id', false);
   const useRemoteAddress = r.bool('use_remote_address');
   const xffNumTrustedHops = r.num('xff_num_trusted_hops') ?? 0;
   if (!Number.isInteger(xffNumTrustedHops) || xffNumTrustedHops < 0) throw new UnsupportedConfigError(`${r.at('xff_num_trusted_hops')}: expected a uint32`);
@@ -95,6 +96,7 @@ function parseHcm(r: Reader): HcmConfig {
     httpFilters,
     accessLogs,
     generateRequestId,
+    preserveExternalRequestId,
     useRemoteAddress,
     xffNumTrustedHops,
     internalAddressConfig,

@@ -148,6 +148,8 @@ export interface HcmConfig {
   httpFilters: HttpFilterConfig[];
   accessLogs: AccessLogConfig[];
   generateRequestId: boolean;
+  /** HCM preserve_external_request_id: keep an edge request's own x-request-id. */
+  preserveExternalRequestId: boolean;
   /** use_remote_address (default false): the connection's peer is the client address, XFF is appended. */
   useRemoteAddress: boolean;
   /** xff_num_trusted_hops (default 0). */
