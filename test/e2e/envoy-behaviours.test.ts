@@ -203,7 +203,7 @@ describe('Envoy behaviours the gateway relies on, end to end', () => {
 
 describe("Envoy's own errors reach SDK clients in their dialect (local replies skip ext_proc; local_reply_config)", () => {
   /** The gateway + the shipped YAML with every provider refusing connections. */
-  async function deadChain(): Promise<{ gw: TestGateway; envoy: Standin; close: () => Promise<void> }> {
+  async function deadChain(config: Record<string, unknown> = {}, stages: StageFactory<never>[] = []): Promise<{ gw: TestGateway; envoy: Standin; close: () => Promise<void> }> {
     const dead = await new Promise<string>((resolve) => {
       const s = http.createServer();
       s.listen(0, '127.0.0.1', () => {
@@ -211,7 +211,7 @@ describe("Envoy's own errors reach SDK clients in their dialect (local replies s
         s.close(() => resolve(`http://127.0.0.1:${port}`));
       });
     });
-    const gw = await startTestGateway({}, []);
+    const gw = await startTestGateway(config, stages);
     const envoy = await startStandin({
       envoyYamlPath,
       extProcAddress: `127.0.0.1:${gw.port}`,
@@ -243,6 +243,22 @@ describe("Envoy's own errors reach SDK clients in their dialect (local replies s
       await envoy.stats.waitForRequests(2);
       // Envoy's own reply: the gateway never saw a response phase for it.
       expect(envoy.stats.requests.map((r) => r.responseCode)).toEqual([503, 503]);
+    } finally {
+      await close();
+    }
+  });
+
+  it('the gateway learns of it anyway: finish hooks run once with outcome no-response', async () => {
+    const outcomes: { kind: string; status: number | undefined }[] = [];
+    const watcher = testStage('test-outcome', { responseHeaders: () => undefined, finish: (_x, o) => void outcomes.push({ kind: o.kind, status: o.status }) });
+    const { envoy, close } = await deadChain({ pipeline: { stages: ['test-outcome'] } }, [watcher]);
+    try {
+      const oa = new OpenAI({ baseURL: `${envoy.url}/v1`, apiKey: 'sk-test', maxRetries: 0 });
+      const err = await oa.chat.completions.create({ model: 'gpt-4o', messages }).catch((e: unknown) => e);
+      expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(503);
+      for (let i = 0; i < 100 && outcomes.length === 0; i++) await sleep(10);
+      await sleep(50);
+      expect(outcomes).toEqual([{ kind: 'no-response', status: undefined }]);
     } finally {
       await close();
     }
