@@ -1,0 +1,87 @@
+/**
+ * @module usage/ledgerSchema
+ * Migration 2: the usage ledger (one row per request) and its cost views.
+ *
+ * `request_id` is unique and inserts skip duplicates, so a batch retried after a lost
+ * acknowledgement never counts a request twice. Money is `bigint` micro-dollars, summed exactly.
+ * Days are UTC.
+ */
+import type { Migration } from '../store/migrations.js';
+
+export const LEDGER_TABLE = 'usage_ledger';
+
+/** Views over the ledger: per caller, per model and in total, per UTC day. */
+export const LEDGER_VIEWS = {
+  byCallerDay: 'usage_daily_by_caller',
+  byModelDay: 'usage_daily_by_model',
+  byDay: 'usage_daily',
+} as const;
+
+/** The ledger's columns, in insert order, with their SQL types (the writer's unnest casts). */
+export const LEDGER_COLUMNS = [
+  ['request_id', 'text'],
+  ['trace_id', 'text'],
+  ['started_at', 'timestamptz'],
+  ['caller', 'text'],
+  ['route', 'text'],
+  ['api', 'text'],
+  ['requested_model', 'text'],
+  ['served_model', 'text'],
+  ['provider', 'text'],
+  ['attempts', 'integer'],
+  ['fallback_path', 'text'],
+  ['stream', 'boolean'],
+  ['input_tokens', 'bigint'],
+  ['output_tokens', 'bigint'],
+  ['cached_input_tokens', 'bigint'],
+  ['cache_write_tokens', 'bigint'],
+  ['reasoning_tokens', 'bigint'],
+  ['estimated', 'boolean'],
+  ['latency_ms', 'double precision'],
+  ['ttft_ms', 'double precision'],
+  ['cost_micros', 'bigint'],
+  ['priced', 'boolean'],
+  ['cache_status', 'text'],
+  ['saved_micros', 'bigint'],
+  ['pii', 'jsonb'],
+  ['rate_limit', 'text'],
+  ['status', 'integer'],
+  ['outcome', 'text'],
+  ['error_class', 'text'],
+] as const;
+
+const aggregates = `count(*)::bigint AS requests,
+         sum(input_tokens)::bigint AS input_tokens,
+         sum(output_tokens)::bigint AS output_tokens,
+         sum(cached_input_tokens)::bigint AS cached_input_tokens,
+         sum(reasoning_tokens)::bigint AS reasoning_tokens,
+         sum(cost_micros)::bigint AS cost_micros,
+         sum(saved_micros)::bigint AS saved_micros,
+         count(*) FILTER (WHERE cache_status = 'hit')::bigint AS cache_hits,
+         count(*) FILTER (WHERE error_class IS NOT NULL)::bigint AS errors,
+         count(*) FILTER (WHERE estimated)::bigint AS estimated`;
+const day = `(started_at AT TIME ZONE 'UTC')::date`;
+
+export const ledgerMigration: Migration = {
+  version: 2,
+  name: 'usage ledger',
+  up: () => [
+    `CREATE TABLE ${LEDGER_TABLE} (
+       id bigserial PRIMARY KEY,
+       ${LEDGER_COLUMNS.map(([name, type]) => `${name} ${type}${['request_id', 'started_at', 'attempts', 'stream', 'input_tokens', 'output_tokens', 'cached_input_tokens', 'cache_write_tokens', 'reasoning_tokens', 'estimated', 'latency_ms', 'cost_micros', 'priced', 'saved_micros', 'pii', 'outcome'].includes(name) ? ' NOT NULL' : ''}`).join(',\n       ')},
+       recorded_at timestamptz NOT NULL DEFAULT now(),
+       CONSTRAINT ${LEDGER_TABLE}_request UNIQUE (request_id)
+     )`,
+    `CREATE INDEX ${LEDGER_TABLE}_started ON ${LEDGER_TABLE} (started_at)`,
+    `CREATE INDEX ${LEDGER_TABLE}_caller_started ON ${LEDGER_TABLE} (caller, started_at)`,
+    `CREATE VIEW ${LEDGER_VIEWS.byCallerDay} AS
+       SELECT ${day} AS day, coalesce(caller, '(none)') AS caller, ${aggregates}
+         FROM ${LEDGER_TABLE} GROUP BY 1, 2`,
+    `CREATE VIEW ${LEDGER_VIEWS.byModelDay} AS
+       SELECT ${day} AS day, coalesce(served_model, requested_model, '(none)') AS model, coalesce(provider, '(none)') AS provider, ${aggregates}
+         FROM ${LEDGER_TABLE} GROUP BY 1, 2, 3`,
+    `CREATE VIEW ${LEDGER_VIEWS.byDay} AS
+       SELECT ${day} AS day, ${aggregates}
+         FROM ${LEDGER_TABLE} GROUP BY 1`,
+  ],
+};
