@@ -3,21 +3,32 @@
  * @module main
  * Command line: `llm-extproc [--config FILE]` runs the gateway (embedded defaults without a
  * file: a pass-through on :50051, no Redis or Postgres needed); `--check-config FILE` validates
- * a config and exits; `--version` prints the version. SIGTERM/SIGINT drain gracefully.
+ * a config and exits; `render-envoy --config FILE [--out FILE]` prints the Envoy bootstrap that
+ * config needs (envoy/envoy.yaml is this output); `report` prints cost tables from the usage
+ * ledger; `--version` prints the version. SIGTERM/SIGINT
+ * drain gracefully.
  */
 import { parseArgs } from 'node:util';
 import { startGateway } from './app.js';
+import { renderEnvoyCommand } from './envoy-render/command.js';
+import { reportCommand } from './usage/report.js';
 import { ConfigError, loadConfigFile, parseConfig } from './config/load.js';
 import { builtinStages, stageCheck } from './stages/registry.js';
 import { createLogger, describeError } from './telemetry/logger.js';
 import { version } from './version.js';
 
-const USAGE = `usage: llm-extproc [--config FILE] | --check-config FILE | --version
+const USAGE = `usage: llm-extproc [--config FILE] | --check-config FILE | render-envoy --config FILE [--out FILE] | report … | --version
   --config FILE        gateway config (YAML); also GATEWAY_CONFIG. Without one: embedded defaults.
   --check-config FILE  validate FILE (keys, cross-references, stages, \${ENV} references) and exit
+  render-envoy         print the Envoy bootstrap YAML for --config FILE (or write it to --out FILE)
+  report               cost tables for a date range (--config FILE | --store-dir DIR | --database-url URL)
+                       [--from D] [--to D] [--by caller|model|day] [--csv] [--svg FILE]
   --version            print the version and exit`;
 
 async function main(): Promise<number> {
+  // A subcommand, not a flag: its own arguments follow it.
+  if (process.argv[2] === 'render-envoy') return renderEnvoyCommand(process.argv.slice(3));
+  if (process.argv[2] === 'report') return reportCommand(process.argv.slice(3));
   let args;
   try {
     args = parseArgs({

@@ -1,0 +1,107 @@
+/**
+ * @module usage/collector
+ * What the `usage` stage gathers from one response while it flows: the provider's usage
+ * (providers/usage.ts, counted once however the stream is cut into chunks), the model the
+ * response names, an in-stream error, and when the first byte came. Reads the events the
+ * exchange already parsed (`x.responseEvents`), so an SSE chunk is split into events once for
+ * every stage; each event's JSON is parsed here once and handed to the extractor.
+ */
+import type { Exchange } from '../pipeline/exchange.js';
+import type { BodyChunk } from '../pipeline/phases.js';
+import type { SseEvent } from '../providers/sse.js';
+import type { Dialect } from '../providers/types.js';
+import { UsageExtractor } from '../providers/usage.js';
+
+/** Largest non-streamed JSON answer read for usage (bigger ones are counted as unreadable). */
+export const MAX_JSON_BYTES = 8 * 1024 * 1024;
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** One response's usage facts. */
+export class UsageCollector {
+  readonly extractor: UsageExtractor;
+  /** performance.now() of the first non-empty response chunk. */
+  firstByteAt: number | undefined;
+  /** The stream carried a provider error event (OpenAI `{"error":…}`, Anthropic `event: error`). */
+  streamError = false;
+  /** Model named by the response itself (the served model as the provider calls it). */
+  responseModel: string | undefined;
+  /** Some response body reached the collector. */
+  sawBody = false;
+  /** A JSON body was too large or not JSON. */
+  unreadable = false;
+  private json: Buffer[] | undefined;
+  private jsonBytes = 0;
+
+  constructor(readonly dialect: Dialect) {
+    this.extractor = new UsageExtractor(dialect);
+  }
+
+  /** Feeds one response chunk (main stream or observability stream). */
+  chunk(x: Exchange, chunk: BodyChunk, now: number): void {
+    if (chunk.bytes.length > 0) {
+      this.sawBody = true;
+      if (this.firstByteAt === undefined) this.firstByteAt = now;
+    }
+    if (x.responseIsEventStream) {
+      const events = x.responseEvents(chunk);
+      for (let i = 0; i < events.length; i++) this.event(events[i]!);
+      return;
+    }
+    // A JSON answer: whole in one buffered chunk on the main stream, in pieces on the observer's.
+    if (this.unreadable) return;
+    if (chunk.bytes.length > 0) {
+      this.jsonBytes += chunk.bytes.length;
+      if (this.jsonBytes > MAX_JSON_BYTES) {
+        this.unreadable = true;
+        this.json = undefined;
+        return;
+      }
+      (this.json ??= []).push(chunk.bytes);
+    }
+    if (chunk.endOfStream && this.json) {
+      const body = this.json.length === 1 ? this.json[0]! : Buffer.concat(this.json);
+      this.json = undefined;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8'));
+      } catch {
+        this.unreadable = true;
+        return;
+      }
+      if (isObj(parsed)) {
+        if (typeof parsed['model'] === 'string') this.responseModel = parsed['model'];
+        if (parsed['error'] !== undefined || parsed['type'] === 'error') this.streamError = true;
+      }
+      this.extractor.fromJson(parsed);
+    }
+  }
+
+  private event(e: SseEvent): void {
+    const data = e.data;
+    if (this.dialect === 'openai' && data === '[DONE]') {
+      this.extractor.push(e);
+      return;
+    }
+    if (data.length === 0 || (data.charCodeAt(0) !== 123 /* { */ && data.trimStart()[0] !== '{')) return;
+    let json: unknown;
+    try {
+      json = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!isObj(json)) return;
+    if (this.dialect === 'openai') {
+      if (this.responseModel === undefined && typeof json['model'] === 'string') this.responseModel = json['model'];
+      if (json['error'] !== undefined && json['error'] !== null) this.streamError = true;
+    } else if (json['type'] === 'message_start') {
+      const m = json['message'];
+      if (isObj(m) && typeof m['model'] === 'string') this.responseModel = m['model'];
+    } else if (json['type'] === 'error') {
+      this.streamError = true;
+    }
+    this.extractor.push(e, json);
+  }
+}

@@ -1,0 +1,57 @@
+/** Builds the usage stage for in-process tests, and splits bytes at seeded random boundaries. */
+import type { Catalog, Stage } from '../../extproc/pipeline/stage.js';
+import { ServiceRegistry } from '../../extproc/pipeline/services.js';
+import { parseRequestStage } from '../../extproc/stages/parseRequest.js';
+import { usageStage } from '../../extproc/stages/usage.js';
+import { usageOptionsSchema } from '../../extproc/usage/options.js';
+import { createLogger } from '../../extproc/telemetry/logger.js';
+import type { Pipeline } from '../../extproc/pipeline/pipeline.js';
+import { pipelineOf } from '../helpers/harness.js';
+
+export const testCatalog: Catalog = {
+  providers: { openai: {}, anthropic: {}, mistral: {} },
+  models: {
+    'gpt-4o': { provider: 'openai', pricing: { inputPerMTok: 2.5, outputPerMTok: 10, cachedInputPerMTok: 1.25 } },
+    'claude-opus-4': { provider: 'anthropic', upstreamName: 'claude-opus-4-20250514', pricing: { inputPerMTok: 15, outputPerMTok: 75, cachedInputPerMTok: 1.5, cacheWritePerMTok: 18.75 } },
+    'mistral-large': { provider: 'mistral', upstreamName: 'mistral-large-latest', pricing: { inputPerMTok: 2, outputPerMTok: 6 } },
+  },
+  routes: [],
+};
+
+/** parse-request + usage (options merged over `ledger: false`), and a close for its services. */
+export function usagePipeline(options: Record<string, unknown> = {}, pipelineOptions: { streamObserver?: boolean } = {}): { pipeline: Pipeline; stage: Stage; close(): Promise<void> } {
+  const registry = new ServiceRegistry(createLogger('error', () => undefined), 0);
+  const gen = registry.generation();
+  const log = createLogger('error', () => undefined);
+  const parsed = usageOptionsSchema.parse({ ledger: false, ...options });
+  const deps = { log, services: gen.services, catalog: testCatalog };
+  const stage = usageStage.create(parsed, deps);
+  gen.commit();
+  const pipeline = pipelineOf([parseRequestStage.create(undefined as never, deps), stage], pipelineOptions);
+  return { pipeline, stage, close: () => registry.closeAll() };
+}
+
+/** Deterministic PRNG (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `bytes` cut at random boundaries (possibly inside an event, a line or a UTF-8 character). */
+export function randomSplit(bytes: Buffer, seed: number, maxPiece = 40): Buffer[] {
+  const next = rng(seed);
+  const out: Buffer[] = [];
+  let i = 0;
+  while (i < bytes.length) {
+    const n = 1 + Math.floor(next() * maxPiece);
+    out.push(bytes.subarray(i, i + n));
+    i += n;
+  }
+  return out;
+}
