@@ -81,7 +81,11 @@ export const piiOptionsSchema = z
     restore: z.boolean().default(true),
     /** Also scan answers for entities the model produced itself (counted, reported). */
     scanResponses: z.boolean().default(false),
-    /** Detection failure: `closed` refuses the request, `open` sends it unredacted (explicit choice). */
+    /**
+     * Detection failure: `closed` refuses the request, `open` sends it unredacted (explicit
+     * choice). In `pipeline.stages` this is the entry's common `failure` key, which the pipeline
+     * applies to every stage (with `timeoutMs`); the stage declares this value as its default.
+     */
     failure: z.enum(['closed', 'open']).default('closed'),
     rules: z.array(ruleSchema).default([]),
   })
