@@ -6,6 +6,7 @@
  * message is a synchronous round trip on the request's critical path.
  */
 import type { ZodType } from 'zod';
+import type { GatewayConfig } from '../config/schema.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { Exchange, Outcome, Slot } from './exchange.js';
 import type { PhaseOutput } from './output.js';
@@ -93,6 +94,11 @@ export interface StageDeps {
   readonly services: Services;
   /** The validated catalog (the config's `providers`, `models`, `routes`). */
   readonly catalog: Catalog;
+  /**
+   * The whole validated config of this generation, for stages that work together (the attempt
+   * stage shares the route stage's cooldown settings). Absent when a test builds a stage alone.
+   */
+  readonly config?: GatewayConfig;
 }
 
 /** Builds a stage from its config entry. */

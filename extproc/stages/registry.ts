@@ -10,13 +10,17 @@ import { Pipeline, type ErrorRenderer } from '../pipeline/pipeline.js';
 import type { Catalog, FilterRole, Stage, StageDeps, StageFactory } from '../pipeline/stage.js';
 import { identityStage } from './identity.js';
 import { parseRequestStage } from './parseRequest.js';
+import { piiStage } from './pii.js';
+import { routeStage } from './route.js';
+import { translateStage } from './translate.js';
+import { usageStage } from './usage.js';
 
 /** Stage name → factory. */
 export type StageRegistry = ReadonlyMap<string, StageFactory<never>>;
 
 /** The stages the gateway ships. */
 export const builtinStages: StageRegistry = new Map<string, StageFactory<never>>(
-  [parseRequestStage, identityStage].map((f) => [f.name, f as unknown as StageFactory<never>]),
+  [parseRequestStage, identityStage, routeStage, translateStage, piiStage, usageStage].map((f) => [f.name, f as unknown as StageFactory<never>]),
 );
 
 /** A registry with extra stages (e.g. a test's), which may not shadow built-in names. */
@@ -165,7 +169,7 @@ export function buildPipelines(
 ): Pipelines {
   const r = resolve(config, registry);
   if (r.length > 0 && typeof r[0] === 'string') throw new Error((r as string[]).join('\n'));
-  const full: StageDeps = { ...deps, catalog: catalogOf(config) };
+  const full: StageDeps = { ...deps, catalog: catalogOf(config), config };
   const stages = (r as Resolved[]).map(({ factory, options, common }) => withCommon(factory.create(options as never, full), common));
   const { onInvalidRequest, streamObserver } = config.pipeline;
   return {
