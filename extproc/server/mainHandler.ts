@@ -4,7 +4,7 @@
  * phase, the stages run, and exactly one ProcessingResponse of the matching kind answers it.
  */
 import type { HeaderView } from '../pipeline/headers.js';
-import type { PhaseOutput } from '../pipeline/output.js';
+import { PhaseOutput } from '../pipeline/output.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { headersOf } from './decode.js';
 import { describeDecision, encodeResponse } from './encode.js';
@@ -70,18 +70,29 @@ export class MainHandler implements StreamHandler {
     return this.s.deps.continueFor[kind];
   }
 
-  private finishAnswer(kind: RequestKind, out: PhaseOutput | Promise<PhaseOutput>, override?: PbProcessingMode, adjust?: (o: PhaseOutput) => void): Answer | Promise<Answer> {
+  /**
+   * Encodes the stages' decision. `override` may be a function: the response-headers override
+   * depends on whether a handler of that phase called `x.wantResponseBody()`, so it is computed
+   * after the stages ran.
+   */
+  private finishAnswer(
+    kind: RequestKind,
+    out: PhaseOutput | Promise<PhaseOutput>,
+    override?: PbProcessingMode | (() => PbProcessingMode | undefined),
+    adjust?: (o: PhaseOutput, override: PbProcessingMode | undefined) => void,
+  ): Answer | Promise<Answer> {
     const x = this.s.x;
     const encode = (o: PhaseOutput): Answer => {
-      if (!o.reply) adjust?.(o);
-      if (x.logs('debug')) x.log.debug('decided', { kind, ...describeDecision(o, override) });
+      const mode = typeof override === 'function' ? (o.reply ? undefined : override()) : override;
+      if (!o.reply) adjust?.(o, mode);
+      if (x.logs('debug')) x.log.debug('decided', { kind, ...describeDecision(o, mode) });
       if (o.reply) {
         x.answeredImmediately = true;
         x.immediateStatus = o.reply.status;
         return encodeResponse(kind, o);
       }
-      if (o.isEmpty && !override) return this.s.deps.continueFor[kind];
-      return encodeResponse(kind, o, override);
+      if (o.isEmpty && !mode) return this.s.deps.continueFor[kind];
+      return encodeResponse(kind, o, mode);
     };
     return out instanceof Promise ? out.then(encode) : encode(out);
   }
@@ -151,18 +162,27 @@ export class MainHandler implements StreamHandler {
   private onResponseHeaders(h: PbHttpHeaders | undefined): Answer | Promise<Answer> {
     if (this.seen & RESPONSE_HEADERS) return this.outOfOrder('response_headers');
     this.seen |= RESPONSE_HEADERS;
-    const x = this.s.x;
+    const s = this.s;
+    const x = s.x;
     const headers: HeaderView = headersOf(h);
     x.responseHeaders = headers;
     if (h?.end_of_stream) x.responseComplete = true;
-    const override = h?.end_of_stream ? undefined : responseHeadersOverride(this.pipeline.needs, x, this.modes);
-    if (!this.pipeline.has('responseHeaders') && !override) return this.s.deps.continueFor.response_headers;
+    const override = (): PbProcessingMode | undefined => (h?.end_of_stream ? undefined : responseHeadersOverride(this.pipeline.needs, x, this.modes, s.role));
+    if (!this.pipeline.has('responseHeaders')) {
+      const mode = override();
+      if (!mode) return s.deps.continueFor.response_headers;
+      return this.finishAnswer('response_headers', new PhaseOutput(), mode, (o) => this.dropStreamedLength(o, mode, headers));
+    }
     const out = this.pipeline.run('responseHeaders', x);
-    return this.finishAnswer('response_headers', out, override, (o) => {
-      // Envoy strips content-length for STREAMED only when the mode is set before it sees the
-      // headers; after an override to STREAMED we must remove it ourselves (§2.5).
-      if (override?.response_body_mode === 'STREAMED' && headers.has('content-length')) o.removeHeader('content-length');
-    });
+    return this.finishAnswer('response_headers', out, override, (o, mode) => this.dropStreamedLength(o, mode, headers));
+  }
+
+  /**
+   * Envoy strips content-length for STREAMED only when the mode is set before it sees the
+   * headers; after an override to STREAMED we must remove it ourselves (facts §2.5).
+   */
+  private dropStreamedLength(o: PhaseOutput, mode: PbProcessingMode | undefined, headers: HeaderView): void {
+    if (mode?.response_body_mode === 'STREAMED' && headers.has('content-length')) o.removeHeader('content-length');
   }
 
   private onResponseBody(msg: PbHttpBody | undefined): Answer | Promise<Answer> {

@@ -64,10 +64,14 @@ export function wantsResponseBody(needs: PipelineNeeds, x: StreamExchange): bool
  * an SSE answer (never buffer a stream: each event must reach the client as it comes);
  * BUFFERED otherwise. The request body mode is repeated as is, since Envoy takes it literally.
  */
-export function responseHeadersOverride(needs: PipelineNeeds, x: StreamExchange, modes: EffectiveModes): PbProcessingMode | undefined {
+export function responseHeadersOverride(needs: PipelineNeeds, x: StreamExchange, modes: EffectiveModes, role: FilterRole = 'router'): PbProcessingMode | undefined {
   if (!overridable(x.protocol)) return undefined;
   const wanted = !wantsResponseBody(needs, x) ? 'NONE' : x.responseIsEventStream ? 'STREAMED' : 'BUFFERED';
   if (wanted === modes.responseBodyMode) return undefined;
   modes.responseBodyMode = wanted;
-  return { request_body_mode: modes.requestBodyMode, response_body_mode: wanted };
+  // An override's header modes DEFAULT mean "keep configured", which on the attempt filter is
+  // SKIP (envoy.yaml): Envoy would then treat the response as headers-skipped and drop the
+  // content-length a BUFFERED body answer sets (shouldRemoveContentLength, facts §2.6). Repeat
+  // the SEND the request-headers override asked for.
+  return { request_body_mode: modes.requestBodyMode, response_body_mode: wanted, ...(role === 'attempt' ? { response_header_mode: 'SEND' as const } : {}) };
 }

@@ -154,6 +154,29 @@ describe('attempt stages reach their request', () => {
   });
 });
 
+describe('response body on demand', () => {
+  it('a responseHeaders handler that asks for the body gets it (the override is computed after the stages ran)', async () => {
+    const chunks: string[] = [];
+    const lateAsker: StageFactory<never> = testStage('test-late', {
+      responseBodyUse: 'on-demand',
+      responseHeaders: (x) => {
+        if (x.responseStatus === 200) x.wantResponseBody();
+      },
+      responseBody: (_x, _out, chunk) => void chunks.push(chunk.bytes.toString()),
+    });
+    const a = await gateway(['test-late'], [lateAsker]);
+    const s = a.client.open();
+    s.send(requestHeaders({ 'x-request-id': 'req-late' }));
+    await s.next();
+    s.send({ response_headers: { headers: headerMap({ ':status': '200', 'content-type': 'application/json' }) } });
+    const answer = await s.next();
+    expect(answer.mode_override).toBeUndefined(); // BUFFERED as configured: the body will come
+    s.send({ response_body: { body: Buffer.from('{"ok":true}'), end_of_stream: true } });
+    await s.next();
+    expect(chunks).toEqual(['{"ok":true}']);
+  });
+});
+
 describe('finish outcomes over gRPC', () => {
   it('a stream that ends after the request phases with no response (Envoy local reply) finishes once as no-response', async () => {
     const outcomes: Outcome[] = [];

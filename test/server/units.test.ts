@@ -44,6 +44,17 @@ describe('modes', () => {
     });
   });
 
+  it('on the attempt filter the response-headers override repeats SEND (DEFAULT would mean its configured SKIP)', () => {
+    const x = exchange();
+    x.protocol = { ...NO_PROTOCOL };
+    x.responseHeaders = new HeaderView([{ key: 'content-type', value: 'application/json' }]);
+    expect(responseHeadersOverride(needs({ responseHeaders: true, responseBody: 'always' }), x, { requestBodyMode: 'NONE', responseBodyMode: 'NONE' }, 'attempt')).toEqual({
+      request_body_mode: 'NONE',
+      response_body_mode: 'BUFFERED',
+      response_header_mode: 'SEND',
+    });
+  });
+
   it('no override at all with send_body_without_waiting_for_header_response or FULL_DUPLEX_STREAMED', () => {
     const modes = { requestBodyMode: 'BUFFERED', responseBodyMode: 'BUFFERED' };
     expect(requestHeadersOverride(needs({}), { ...buffered, sendBodyWithoutWaitingForHeaderResponse: true }, modes)).toBeUndefined();
