@@ -3,8 +3,8 @@
  * Rate limits and budgets: options, the limiter contract, in-memory and Redis backends,
  * failover, and rate-limit headers. No pipeline or Envoy types: the `rate-limit` stage wires it.
  */
-export { rateLimitOptionsSchema, parseRateLimitOptions, checkLimitConfig, estimationFactorsOf, limitMetrics, limitScopes } from './options.js';
-export type { RateLimitOptions, LimitRuleOptions, LimitMetric, LimitScope, LimitCatalog } from './options.js';
+export { rateLimitOptionsSchema, parseRateLimitOptions, checkLimitConfig, limitConfigProblems, estimationFactorsOf, limitMetrics, limitScopes } from './options.js';
+export type { RateLimitOptions, LimitRuleOptions, LimitMetric, LimitScope, LimitCatalog, LimitConfigProblem } from './options.js';
 export type {
   Limiter,
   LimitKeys,

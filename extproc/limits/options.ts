@@ -138,33 +138,46 @@ export interface LimitCatalog {
   readonly routes?: readonly { readonly name?: string | undefined }[];
 }
 
+/** A cross-check problem: the key path under the stage entry and what is wrong there. */
+export interface LimitConfigProblem {
+  readonly path: (string | number)[];
+  readonly message: string;
+}
+
 /**
  * Cross-checks options against the catalog: a limit's `model` must exist, a `route` must be a
  * named route, and every model a USD budget can meet must have a price (config or built-in table).
- * Returns problems with full paths (`basePath` as in `parseRateLimitOptions`); empty when fine.
+ * Returns problems with paths relative to the stage entry (what `StageFactory.check` returns).
  */
-export function checkLimitConfig(options: RateLimitOptions, catalog: LimitCatalog, basePath: readonly PropertyKey[] = []): string[] {
-  const problems: string[] = [];
-  const at = (...p: PropertyKey[]): string => formatPath([...basePath, ...p]);
+export function limitConfigProblems(options: RateLimitOptions, catalog: LimitCatalog): LimitConfigProblem[] {
+  const problems: LimitConfigProblem[] = [];
   const routeNames = new Set((catalog.routes ?? []).map((r) => r.name).filter((n): n is string => n !== undefined));
   options.limits.forEach((rule, i) => {
     if (rule.model !== undefined && !(rule.model in catalog.models)) {
-      problems.push(`${at('limits', i, 'model')}: unknown model "${rule.model}"`);
+      problems.push({ path: ['limits', i, 'model'], message: `unknown model "${rule.model}"` });
     }
     if (rule.route !== undefined && catalog.routes !== undefined && !routeNames.has(rule.route)) {
-      problems.push(`${at('limits', i, 'route')}: unknown route "${rule.route}"`);
+      problems.push({ path: ['limits', i, 'route'], message: `unknown route "${rule.route}"` });
     }
     for (const metric of ['usdPerDay', 'usdPerMonth'] as const) {
       if (rule[metric] === undefined) continue;
       const models = rule.model !== undefined ? (rule.model in catalog.models ? [rule.model] : []) : Object.keys(catalog.models);
       for (const m of models) {
         if (!resolvePrice(m, catalog.models)) {
-          problems.push(`${at('limits', i, metric)}: budget needs a price for model "${m}" (set models.${m}.pricing)`);
+          problems.push({ path: ['limits', i, metric], message: `budget needs a price for model "${m}" (set models.${m}.pricing)` });
         }
       }
     }
   });
   return problems;
+}
+
+/**
+ * `limitConfigProblems` as `key: message` lines with full paths (`basePath` as in
+ * `parseRateLimitOptions`); empty when fine.
+ */
+export function checkLimitConfig(options: RateLimitOptions, catalog: LimitCatalog, basePath: readonly PropertyKey[] = []): string[] {
+  return limitConfigProblems(options, catalog).map((p) => `${formatPath([...basePath, ...p.path])}: ${p.message}`);
 }
 
 /** A USD budget in integer micro-dollars. */

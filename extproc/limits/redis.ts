@@ -48,7 +48,14 @@ export function createFailFastClient(url: string, timeoutMs: number): Redis {
     connectTimeout: Math.max(1000, timeoutMs * 4),
     // Reconnect forever, backing off to 1 s between attempts.
     retryStrategy: (times) => Math.min(50 * times, 1000),
-    enableReadyCheck: true,
+    // Nothing to say on connect: ioredis runs its handshake (RESP3 HELLO, CLIENT SETINFO) and its
+    // INFO ready check under `commandTimeout`, and one that misses 50 ms on a busy event loop is
+    // fatal to the fresh connection: it reconnects, and the requests meanwhile go to the failure
+    // policy. RESP2 needs no HELLO; a Redis still loading its data answers LOADING, which the
+    // failover treats as unreachable. (A password or a db index in the URL still adds AUTH / SELECT.)
+    protocol: 2,
+    disableClientInfo: true,
+    enableReadyCheck: false,
     lazyConnect: false,
   });
 }

@@ -10,6 +10,7 @@ import { Pipeline, type ErrorRenderer } from '../pipeline/pipeline.js';
 import type { Catalog, FilterRole, Stage, StageDeps, StageFactory } from '../pipeline/stage.js';
 import { identityStage } from './identity.js';
 import { parseRequestStage } from './parseRequest.js';
+import { rateLimitStage } from './rateLimit.js';
 import { piiStage } from './pii.js';
 import { routeStage } from './route.js';
 import { translateStage } from './translate.js';
@@ -20,7 +21,7 @@ export type StageRegistry = ReadonlyMap<string, StageFactory<never>>;
 
 /** The stages the gateway ships. */
 export const builtinStages: StageRegistry = new Map<string, StageFactory<never>>(
-  [parseRequestStage, identityStage, routeStage, translateStage, piiStage, usageStage].map((f) => [f.name, f as unknown as StageFactory<never>]),
+  [parseRequestStage, identityStage, routeStage, translateStage, piiStage, rateLimitStage, usageStage].map((f) => [f.name, f as unknown as StageFactory<never>]),
 );
 
 /** A registry with extra stages (e.g. a test's), which may not shadow built-in names. */
