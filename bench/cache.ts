@@ -4,6 +4,11 @@
  * the longest event-loop stall of this (the gateway's) process while the store works.
  *
  *   npx tsx bench/cache.ts [--sizes 10000,100000]
+ *   npx tsx bench/cache.ts --gateway [--requests 500]   (only the end-to-end section)
+ *
+ * `--gateway`: the `semantic-cache` stage end to end (HTTP client → Envoy stand-in running the
+ * shipped envoy.yaml → gateway over gRPC → fake provider): latency of an exact hit, a similar hit
+ * (embedding + vector search + verification) and a provider round trip with `no-cache`.
  *
  * Bulk data is built inside the store with INSERT … SELECT (random unit-free vectors, scopes of
  * uneven size: scope = floor(1000 · r³), so a few scopes are large and most are small).
@@ -190,7 +195,83 @@ async function recallBench(): Promise<void> {
   }
 }
 
-await embedderBench();
-qualityBench();
-await recallBench();
-for (const s of sizes) await storeBench(s);
+/** The stage end to end through the stand-in: hit latency as a client sees it. */
+async function gatewayBench(requests: number): Promise<void> {
+  const { startStandin } = await import('../test/envoy-standin/standin.js');
+  const { loadBootstrapFile, parseBootstrap } = await import('../test/envoy-standin/config/index.js');
+  const { startFakeProvider } = await import('../test/fakes/index.js');
+  const { startTestGateway } = await import('../test/helpers/gateway.js');
+  const { activeCacheServices } = await import('../extproc/stages/semanticCache.js');
+  const envoyYamlPath = path.join(import.meta.dirname, '../envoy/envoy.yaml');
+  const dir = mkdtempSync(path.join(tmpdir(), 'cache-bench-gw-'));
+  const dataDir = path.join(dir, 'store');
+  const provider = await startFakeProvider({ kind: 'openai' });
+  const gateway = await startTestGateway({
+    logging: { level: 'warn' },
+    pipeline: { streamObserver: false, stages: ['parse-request', { name: 'identity', sources: ['xfcc'] }, { name: 'semantic-cache', store: { kind: 'embedded', dataDir } }] },
+  });
+  const bootstrap = parseBootstrap(loadBootstrapFile(envoyYamlPath));
+  const endpoints: Record<string, string[][]> = {};
+  for (const name of ['llm_chain', 'openai', 'anthropic', 'mistral']) {
+    const c = bootstrap.clusters.get(name);
+    if (c) endpoints[name] = c.priorities.map((p) => p.map(() => provider.url));
+  }
+  const envoy = await startStandin({ envoyYamlPath, extProcAddress: `127.0.0.1:${gateway.port}`, clusterEndpoints: endpoints, seed: 7 });
+  try {
+    const svc = activeCacheServices().find((c) => c.config.store.kind === 'embedded' && c.config.store.dataDir === dataDir)!;
+    await svc.whenReady(120_000);
+    const headers = {
+      'content-type': 'application/json',
+      authorization: 'Bearer sk-bench',
+      'x-forwarded-client-cert': 'By=spiffe://cluster.local/ns/gw/sa/envoy;URI=spiffe://cluster.local/ns/shop/sa/checkout',
+    };
+    const call = async (content: string, extra: Record<string, string> = {}, stream = false): Promise<{ ms: number; cache: string | null }> => {
+      const t0 = performance.now();
+      const res = await fetch(`${envoy.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { ...headers, ...extra },
+        body: JSON.stringify({ model: 'gpt-4o', stream, messages: [{ role: 'user', content }] }),
+      });
+      await res.arrayBuffer();
+      return { ms: performance.now() - t0, cache: res.headers.get('x-gateway-cache') };
+    };
+    const prompt = 'Explain how a hash table works.';
+    await call(prompt);
+    for (let i = 0; i < 1000 && svc.counters.stored < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    await svc.flush();
+    const series = async (label: string, content: string, extra: Record<string, string>, expect: string, stream = false): Promise<void> => {
+      for (let i = 0; i < 50; i++) await call(content, extra, stream);
+      const ms: number[] = [];
+      let other = 0;
+      for (let i = 0; i < requests; i++) {
+        const r = await call(content, extra, stream);
+        // A lookup over its budget is a miss by design (fail open): counted, not timed.
+        if (r.cache !== expect) other++;
+        else ms.push(r.ms);
+      }
+      console.log(`  ${label}: p50 ${f(pct(ms, 50))} ms, p99 ${f(pct(ms, 99))} ms${other ? ` (${other} not ${expect})` : ''}`);
+    };
+    console.log(`gateway end to end (${requests} sequential requests each, c=1, after 50 warm-up):`);
+    await series('exact hit (JSON)', prompt, {}, 'hit');
+    await series('exact hit (SSE)', prompt, {}, 'hit', true);
+    await series('similar hit (embedding + vector search + verify)', 'Explain how a hash table works please', {}, 'hit');
+    await series('provider round trip (cache-control: no-cache, fake provider)', prompt, { 'cache-control': 'no-cache, no-store' }, 'bypass');
+    console.log(`  counters: ${JSON.stringify({ hits: svc.counters.hits, misses: svc.counters.misses, overBudget: svc.counters.overBudget })}`);
+  } finally {
+    await envoy.close();
+    await gateway.close(200);
+    await provider.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(`${dir}.lock`, { force: true });
+  }
+}
+
+if (process.argv.includes('--gateway')) {
+  const requests = process.argv.includes('--requests') ? Number(process.argv[process.argv.indexOf('--requests') + 1]) : 500;
+  await gatewayBench(requests);
+} else {
+  await embedderBench();
+  qualityBench();
+  await recallBench();
+  for (const s of sizes) await storeBench(s);
+}
