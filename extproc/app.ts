@@ -6,6 +6,7 @@
 import { loadConfigFile, type ConfigCheck } from './config/load.js';
 import type { GatewayConfig } from './config/schema.js';
 import { watchFile, type StopWatching } from './config/watch.js';
+import { startAdminServer } from './admin/index.js';
 import { ServiceRegistry } from './pipeline/services.js';
 import { startExtProcServer, type ExtProcServer } from './server/grpcServer.js';
 import { buildPipelines, builtinStages, stageCheck, type Pipelines, type StageRegistry } from './stages/registry.js';
@@ -69,6 +70,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     streamLog.logger,
   );
   log.info('gateway listening', { port: server.port, stages: config.pipeline.stages.length });
+  // admin.* needs a restart, like server.*.
+  const admin = config.admin.enabled ? await startAdminServer(config.admin, { config: () => config, log }) : undefined;
+  if (admin) log.info('admin page listening', { host: config.admin.host, port: admin.port });
 
   const apply = (next: GatewayConfig): void => {
     const nextLog = createLogger(next.logging.level, options.logSink);
@@ -108,6 +112,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     async close(graceMs?: number) {
       stopWatching?.();
       await server.shutdown(graceMs ?? config.server.shutdownGraceMs);
+      // The admin page reads the ledger store: close it before the services.
+      await admin?.close();
       await services.closeAll();
     },
   };

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { startGateway } from './app.js';
 import { renderEnvoyCommand } from './envoy-render/command.js';
 import { reportCommand } from './usage/report.js';
+import { diagramCommand } from './diagram/command.js';
 import { ConfigError, loadConfigFile, parseConfig } from './config/load.js';
 import { builtinStages, stageCheck } from './stages/registry.js';
 import { createLogger, describeError } from './telemetry/logger.js';
@@ -23,12 +24,14 @@ const USAGE = `usage: llm-extproc [--config FILE] | --check-config FILE | render
   render-envoy         print the Envoy bootstrap YAML for --config FILE (or write it to --out FILE)
   report               cost tables for a date range (--config FILE | --store-dir DIR | --database-url URL)
                        [--from D] [--to D] [--by caller|model|day] [--csv] [--svg FILE]
+  diagram              draw the gateway as --config FILE sets it up: --format mermaid|dot|svg|png [--out FILE]
   --version            print the version and exit`;
 
 async function main(): Promise<number> {
   // A subcommand, not a flag: its own arguments follow it.
   if (process.argv[2] === 'render-envoy') return renderEnvoyCommand(process.argv.slice(3));
   if (process.argv[2] === 'report') return reportCommand(process.argv.slice(3));
+  if (process.argv[2] === 'diagram') return diagramCommand(process.argv.slice(3));
   let args;
   try {
     args = parseArgs({

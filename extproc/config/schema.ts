@@ -7,6 +7,7 @@
  * fails the load), so the running server only ever sees a config it can serve.
  */
 import { z } from 'zod';
+import { adminOptionsSchema } from '../admin/options.js';
 
 /** Provider wire schemas the gateway can speak. */
 export const providerApis = ['openai', 'anthropic', 'mistral'] as const;
@@ -202,6 +203,8 @@ export const configSchema = z
     providers: z.record(z.string(), providerSchema).default({}),
     models: z.record(z.string(), modelSchema).default({}),
     routes: z.array(routeSchema).default([]),
+    /** The read-only admin page (extproc/admin): off unless enabled; binds to localhost by default. */
+    admin: adminOptionsSchema.default(adminOptionsSchema.parse({})),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -20,6 +20,15 @@ export const routedPaths: readonly (readonly [string, string])[] = [
   ['messages', '/v1/messages'],
 ];
 
+/**
+ * APIs the route stage sends to a provider of their own dialect (no chain, no translation):
+ * they only ever go where the route stage's x-gateway-cluster says.
+ */
+export const pinnedOnlyPaths: readonly (readonly [string, string])[] = [
+  ['embeddings', '/v1/embeddings'],
+  ['responses', '/v1/responses'],
+];
+
 /** A cluster that runs one route's chain from one start step. */
 export interface ChainCluster {
   readonly name: string;
@@ -120,7 +129,7 @@ export function renderRoutes(config: GatewayConfig): string {
     ),
   );
   const common = commonPolicy(catalog.routes);
-  routedPaths.forEach(([name, prefix], i) => {
+  [...routedPaths, ...pinnedOnlyPaths].forEach(([name, prefix], i) => {
     out.push(`- name: ${name}_pinned`, '  match:', `    prefix: ${prefix}`, '    headers:', `    - name: ${CLUSTER_HEADER}`, '      present_match: true');
     if (i === 0) {
       out.push(

@@ -9,7 +9,7 @@
  */
 import { defaultProviderHosts, type GatewayConfig, type providerApis } from '../config/schema.js';
 import { compileCallerPatterns } from './glob.js';
-import { chainClusterName, envoyRetryPolicy, retryHeaders, type EnvoyRetryPolicy } from './envoyChain.js';
+import { DEFAULT_CHAIN_CLUSTER, chainClusterName, envoyRetryPolicy, retryHeaders, type EnvoyRetryPolicy } from './envoyChain.js';
 
 export type ProviderApi = (typeof providerApis)[number];
 export type CostTier = 'cheap' | 'standard' | 'premium';
@@ -153,7 +153,10 @@ export function buildCatalog(config: GatewayConfig, options: CatalogOptions = {}
       isDefault: Object.keys(mt).length === 0,
     };
     const retry = envoyRetryPolicy(r.retryOn, r.perTryTimeoutMs);
-    const clusters = steps.map((_, k) => chainClusterName(name, k));
+    // The default route's whole chain keeps the conventional name `llm_chain`
+    // (docs/conventions.md): it is also the cluster Envoy uses when no route stage decided.
+    const isLast = index === config.routes.length - 1;
+    const clusters = steps.map((_, k) => (isLast && k === 0 ? DEFAULT_CHAIN_CLUSTER : chainClusterName(name, k)));
     const headers = steps.map((_, k) => steps.slice(k).map((__, j) => retryHeaders(clusters[k]!, retry, j + 1)));
     return { name, index, match, steps, retry, clusters, headers };
   });

@@ -34,7 +34,10 @@ export const UPSTREAM_HOST_METADATA_ATTRIBUTE = "xds.upstream_host_metadata.filt
 /** Header that selects the cluster (route `cluster_header`). */
 export const CLUSTER_HEADER = 'x-gateway-cluster';
 
-/** `chain_<route>_from_<k>`. */
+/** The default (last) route's whole chain: the conventional name from docs/conventions.md. */
+export const DEFAULT_CHAIN_CLUSTER = 'llm_chain';
+
+/** `chain_<route>_from_<k>` (the default route's `from_0` is `llm_chain`). */
 export function chainClusterName(route: string, startStep: number): string {
   return `chain_${route}_from_${startStep}`;
 }

@@ -15,13 +15,14 @@ import { piiStage } from './pii.js';
 import { routeStage } from './route.js';
 import { translateStage } from './translate.js';
 import { usageStage } from './usage.js';
+import { semanticCacheStage } from './semanticCache.js';
 
 /** Stage name → factory. */
 export type StageRegistry = ReadonlyMap<string, StageFactory<never>>;
 
 /** The stages the gateway ships. */
 export const builtinStages: StageRegistry = new Map<string, StageFactory<never>>(
-  [parseRequestStage, identityStage, routeStage, translateStage, piiStage, rateLimitStage, usageStage].map((f) => [f.name, f as unknown as StageFactory<never>]),
+  [parseRequestStage, identityStage, routeStage, translateStage, piiStage, rateLimitStage, usageStage, semanticCacheStage].map((f) => [f.name, f as unknown as StageFactory<never>]),
 );
 
 /** A registry with extra stages (e.g. a test's), which may not shadow built-in names. */

@@ -46,20 +46,22 @@ describe('npm run demo', () => {
     expect(out).toContain('[warn] request not inspectable');
     expect(notJson!.attempts).toEqual([expect.objectContaining({ providerStatus: 400 })]);
 
-    // 5. 429 on every attempt: the retry policy walks all three priorities, then gives up.
+    // 5. 429 on every attempt: the retry policy walks all four steps of the default chain
+    // (claude-opus-4 → gpt-4o → claude-sonnet-4 → mistral-large), then gives up.
     expect(limited!.attempts.map((a) => [a.hostHeader, a.providerStatus])).toEqual([
+      ['api.anthropic.com', 429],
       ['api.openai.com', 429],
       ['api.anthropic.com', 429],
       ['api.mistral.ai', 429],
     ]);
     expect(limited!.counters).toMatchObject({
-      'cluster.llm_chain.upstream_rq_retry': 2,
+      'cluster.llm_chain.upstream_rq_retry': 3,
       'ext_proc.streams_started': 1,
-      'upstream_ext_proc.streams_started': 3,
+      'upstream_ext_proc.streams_started': 4,
     });
-    expect(out).toContain('access log: attempts=3');
-    expect(out).toContain('attempt 3 → ');
-    expect(out).toContain('3 streams, 3 messages sent, 3 answers received'); // request headers only per try
+    expect(out).toContain('access log: attempts=4');
+    expect(out).toContain('attempt 4 → ');
+    expect(out).toContain('4 streams, 4 messages sent, 4 answers received'); // request headers only per try
     expect(out).toContain('retry-after: 2');
 
     // The stand-in's view is printed for each call, and the run ends with the summary.

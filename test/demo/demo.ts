@@ -125,7 +125,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       const s = await startStandin({
         bootstrap: demoBootstrap(),
         extProcAddress: `127.0.0.1:${gateway.port}`,
-        clusterEndpoints: { llm_chain: [[fake.url], [fake.url], [fake.url]], openai: fake.url, anthropic: fake.url, mistral: fake.url },
+        clusterEndpoints: { llm_chain: [[fake.url], [fake.url], [fake.url], [fake.url]], openai: fake.url, anthropic: fake.url, mistral: fake.url },
         seed: 1,
       });
       closers.push(() => s.close());
@@ -305,13 +305,13 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       return { status: res.status, text: body.error?.message ?? '', note: 'the provider’s own error: the gateway passed the body through' };
     });
 
-    openaiFake.script(faults.rateLimited(2), faults.rateLimited(2), faults.rateLimited(2));
+    openaiFake.script(faults.rateLimited(2), faults.rateLimited(2), faults.rateLimited(2), faults.rateLimited(2));
     await run(
       'Provider answers 429 on every attempt: Envoy walks llm_chain',
       openaiEnvoy,
       openaiFake,
       'demo-5-rate-limited',
-      'POST /v1/chat/completions  model=gpt-4o-mini  "Are you busy?"  (fake scripted: 429 ×3)',
+      'POST /v1/chat/completions  model=gpt-4o-mini  "Are you busy?"  (fake scripted: 429 ×4)',
       async () => {
         const err = await openai.chat.completions
           .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Are you busy?' }] }, { headers: { 'x-request-id': 'demo-5-rate-limited' } })

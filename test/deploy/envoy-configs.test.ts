@@ -1,7 +1,9 @@
 /**
  * Rules every Envoy config the project ships must follow (docs/envoy-versions.md), checked on each
  * file found in the repository — so a config added later (Kubernetes, Istio EnvoyFilter renders)
- * is checked too — plus the single pinned Envoy image.
+ * is checked too — plus the single pinned Envoy image. Envoy YAML carried inside a Kubernetes
+ * ConfigMap (data entries) is parsed and checked like a file; in an Istio EnvoyFilter the ext_proc
+ * cluster is Istio's own, so its settings are found in the CLUSTER patch that matches it by name.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -20,7 +22,7 @@ function envoyConfigFiles(dir = root): string[] {
     if (SKIP.has(e)) continue;
     const p = join(dir, e);
     if (statSync(p).isDirectory()) out.push(...envoyConfigFiles(p));
-    else if (/\.ya?ml$/.test(e) && /ext_proc\.v3\.ExternalProcessor|http_connection_manager\.v3\.HttpConnectionManager/.test(readFileSync(p, 'utf8'))) out.push(p);
+    else if (/\.ya?ml$/.test(e) && /filters\.http\.ext_proc\.v3\.ExternalProcessor|http_connection_manager\.v3\.HttpConnectionManager/.test(readFileSync(p, 'utf8'))) out.push(p);
   }
   return out;
 }
@@ -35,7 +37,16 @@ function objectsIn(file: string): Any[] {
       Object.values(v as Any).forEach(walk);
     }
   };
-  for (const d of parseAllDocuments(readFileSync(file, 'utf8'))) walk(d.toJS());
+  for (const d of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    const doc = d.toJS() as Any | null;
+    walk(doc);
+    // A ConfigMap carrying an Envoy bootstrap: check the embedded YAML too.
+    if (doc?.kind === 'ConfigMap') {
+      for (const [key, text] of Object.entries((doc.data ?? {}) as Record<string, string>)) {
+        if (/\.ya?ml$/.test(key)) for (const e of parseAllDocuments(text)) walk(e.toJS());
+      }
+    }
+  }
   return found;
 }
 
@@ -54,7 +65,10 @@ describe('every shipped Envoy config', () => {
       const grpcClusters = new Set(objs.filter((o) => o.envoy_grpc?.cluster_name).map((o) => o.envoy_grpc.cluster_name as string));
       expect(grpcClusters.size).toBeGreaterThan(0);
       for (const c of grpcClusters) {
-        const cluster = objs.find((o) => o.name === c && o.load_assignment);
+        const cluster =
+          objs.find((o) => o.name === c && o.load_assignment) ??
+          // Istio builds the cluster; the EnvoyFilter patches it (applyTo CLUSTER, matched by name).
+          objs.find((o) => o.applyTo === 'CLUSTER' && o.match?.cluster?.name === c)?.patch?.value;
         expect(cluster, `cluster ${c}`).toBeDefined();
         const n = cluster!.typed_extension_protocol_options?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']?.common_http_protocol_options?.max_requests_per_connection;
         expect(n, `${c}.max_requests_per_connection`).toBeGreaterThan(0);

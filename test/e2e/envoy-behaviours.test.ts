@@ -49,7 +49,7 @@ async function setup(config: Record<string, unknown> = {}, stages: StageFactory<
   const envoy = await startStandin({
     bootstrap: doc,
     extProcAddress: extProcAddress ?? `127.0.0.1:${gw.port}`,
-    clusterEndpoints: { openai: openai.url, anthropic: anthropic.url, mistral: openai.url, llm_chain: [[openai.url], [anthropic.url], [openai.url]] },
+    clusterEndpoints: { openai: openai.url, anthropic: anthropic.url, mistral: openai.url, llm_chain: [[openai.url], [anthropic.url], [openai.url], [openai.url]] },
     seed: 11,
     backOffScale: 0.01,
   });
@@ -215,7 +215,7 @@ describe("Envoy's own errors reach SDK clients in their dialect (local replies s
     const envoy = await startStandin({
       envoyYamlPath,
       extProcAddress: `127.0.0.1:${gw.port}`,
-      clusterEndpoints: { openai: dead, anthropic: dead, mistral: dead, llm_chain: [[dead], [dead], [dead]] },
+      clusterEndpoints: { openai: dead, anthropic: dead, mistral: dead, llm_chain: [[dead], [dead], [dead], [dead]] },
       seed: 3,
       backOffScale: 0.01,
     });

@@ -57,7 +57,7 @@ export async function startE2E(kind: 'openai' | 'anthropic' | 'mistral', gateway
   const envoy = await startStandin({
     envoyYamlPath,
     extProcAddress: `127.0.0.1:${gateway.port}`,
-    clusterEndpoints: { llm_chain: [[provider.url], [provider.url], [provider.url]], openai: provider.url, anthropic: provider.url, mistral: provider.url },
+    clusterEndpoints: { llm_chain: [[provider.url], [provider.url], [provider.url], [provider.url]], openai: provider.url, anthropic: provider.url, mistral: provider.url },
     seed,
   });
   return {

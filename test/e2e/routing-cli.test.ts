@@ -19,7 +19,7 @@ describe('render-envoy subcommand', () => {
     const configPath = join(root, 'config/gateway.yaml');
     const { stdout } = await run(tsx, [main, 'render-envoy', '--config', configPath], { env: { ...process.env, OPENAI_API_KEY: '', ANTHROPIC_API_KEY: '', MISTRAL_API_KEY: '' } });
     expect(stdout).toBe(renderEnvoy(await loadConfigFile(configPath, process.env)));
-    expect(stdout).toContain('- name: chain_default-chain_from_0');
+    expect(stdout).toContain('- name: llm_chain');
     expect(stdout).toMatch(/- priority: 3\n/);
   }, 30_000);
 

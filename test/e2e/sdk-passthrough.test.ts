@@ -65,11 +65,11 @@ describe.each(['openai', 'mistral'] as const)('%s chat completions through Envoy
   });
 
   it('429 on every attempt: Envoy retries along the chain (shipped retry policy), then the client gets the 429', async () => {
-    e.provider.script(...[1, 2, 3].map(() => ({ error: { status: 429, retryAfter: 3 } })));
+    e.provider.script(...[1, 2, 3, 4].map(() => ({ error: { status: 429, retryAfter: 3 } })));
     const err = await client.chat.completions.create({ model: 'gpt-4o', messages }).catch((x: unknown) => x);
     expect(err).toBeInstanceOf(OpenAI.RateLimitError);
     expect((err as InstanceType<typeof OpenAI.RateLimitError>).headers?.get('retry-after')).toBe('3');
-    expect(e.provider.requests).toHaveLength(3); // num_retries: 2
+    expect(e.provider.requests).toHaveLength(4); // the default chain's four steps (num_retries: 3)
   });
 });
 
@@ -108,7 +108,7 @@ describe('anthropic messages through Envoy + gateway (pass-through)', () => {
   });
 
   it('an overloaded provider (529) surfaces as the SDK’s error with the provider body', async () => {
-    e.provider.script({ error: { status: 529 } }, { error: { status: 529 } }, { error: { status: 529 } });
+    e.provider.script({ error: { status: 529 } }, { error: { status: 529 } }, { error: { status: 529 } }, { error: { status: 529 } });
     const err = await client.messages.create({ model: 'claude-sonnet-4', max_tokens: 10, messages }).catch((x: unknown) => x);
     expect(err).toBeInstanceOf(Anthropic.APIError);
     expect((err as InstanceType<typeof Anthropic.APIError>).status).toBe(529);

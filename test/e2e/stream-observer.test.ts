@@ -37,31 +37,23 @@ const OBSERVER_FILTER = 'envoy.filters.http.ext_proc/observer';
 /** Short, so the observability stream (and with it `finish`) ends soon after the response. */
 const DEFERRED_CLOSE_MS = 200;
 
-/** The shipped envoy.yaml with the observability-mode filter right after the main ext_proc filter. */
+/**
+ * The shipped envoy.yaml, which carries the observability-mode filter right after the main ext_proc
+ * filter (config/gateway.yaml sets pipeline.streamObserver), with a short deferred close.
+ */
 function bootstrapWithObserver(): Record<string, any> {
   const doc = YAML.parse(fs.readFileSync(envoyYamlPath, 'utf8')) as Record<string, any>;
   const hcm = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
   const filters: Record<string, any>[] = hcm.http_filters;
   const main = filters.findIndex((f) => f.name === 'envoy.filters.http.ext_proc');
+  const observer = filters.findIndex((f) => f.name === OBSERVER_FILTER);
   expect(main).toBeGreaterThanOrEqual(0);
-  filters.splice(main + 1, 0, {
-    name: OBSERVER_FILTER,
-    typed_config: {
-      '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
-      grpc_service: { envoy_grpc: { cluster_name: 'ext_proc' } },
-      // Send-and-go: Envoy waits for no answer, so observing adds no round trip per chunk.
-      observability_mode: true,
-      deferred_close_timeout: `${DEFERRED_CLOSE_MS / 1000}s`,
-      // Its counters apart from the main filter's: ext_proc.observer.* (FilterConfig::generateStats).
-      stat_prefix: 'observer',
-      processing_mode: {
-        request_header_mode: 'SEND',
-        response_header_mode: 'SEND',
-        request_body_mode: 'NONE',
-        response_body_mode: 'STREAMED',
-      },
-    },
-  });
+  expect(observer).toBe(main + 1);
+  const cfg = filters[observer]!.typed_config as Record<string, any>;
+  // Send-and-go: Envoy waits for no answer, so observing adds no round trip per chunk.
+  expect(cfg.observability_mode).toBe(true);
+  expect(cfg.processing_mode).toMatchObject({ response_header_mode: 'SEND', request_body_mode: 'NONE', response_body_mode: 'STREAMED' });
+  cfg.deferred_close_timeout = `${DEFERRED_CLOSE_MS / 1000}s`;
   return doc;
 }
 
@@ -117,7 +109,7 @@ describe('stream observer through the Envoy stand-in (shipped envoy.yaml + obser
       bootstrap: bootstrapWithObserver(),
       extProcAddress: `127.0.0.1:${gateway.port}`,
       clusterEndpoints: {
-        llm_chain: [[provider.url], [provider.url], [provider.url]],
+        llm_chain: [[provider.url], [provider.url], [provider.url], [provider.url]],
         openai: provider.url,
         anthropic: provider.url,
         mistral: provider.url,

@@ -5,7 +5,7 @@
  *   const envoy = await startStandin({
  *     envoyYamlPath: 'envoy/envoy.yaml',
  *     extProcAddress: `127.0.0.1:${grpcPort}`,
- *     clusterEndpoints: { openai: upstreamUrl, llm_chain: [[urlA], [urlB], [urlC]] },
+ *     clusterEndpoints: { openai: upstreamUrl, llm_chain: [[urlA], [urlB], [urlC], [urlC]] },
  *     seed: 1,
  *   });
  *   await fetch(`${envoy.url}/v1/chat/completions`, ...);

@@ -22,9 +22,9 @@ describe('decideRoute rule kinds', () => {
     const d = ok(decide());
     expect(d.route.name).toBe('default-chain');
     expect(d.chain.map((s) => s.model)).toEqual(['claude-opus-4', 'gpt-4o', 'claude-sonnet-4', 'mistral-large']);
-    expect(d.cluster).toBe('chain_default-chain_from_0');
+    expect(d.cluster).toBe('llm_chain');
     expect(d.headers).toEqual({
-      'x-gateway-cluster': 'chain_default-chain_from_0',
+      'x-gateway-cluster': 'llm_chain',
       'x-envoy-max-retries': '3',
       'x-envoy-retry-on': 'connect-failure,refused-stream,reset,retriable-status-codes',
       'x-envoy-retriable-status-codes': '429,500,502,503,504,529',
@@ -105,7 +105,7 @@ describe('chain start and end', () => {
     expect(two.cluster).toBe('chain_default-chain_from_2');
     // Every step cooled: the chain runs from its start anyway.
     const all = ok(decide({}, { cooled: new Set(catalog.cooldownKeys) }));
-    expect(all.cluster).toBe('chain_default-chain_from_0');
+    expect(all.cluster).toBe('llm_chain');
   });
 
   it('skips steps the prompt cannot fit or that lack a capability, and stops before a later one', () => {

@@ -39,15 +39,17 @@ describe('renderEnvoy', () => {
 
   it('loads in the stand-in (which refuses any field it does not implement)', () => {
     const b = parseBootstrap(doc);
-    expect(b.clusters.get('chain_default-chain_from_0')!.priorities).toHaveLength(4);
+    expect(b.clusters.get('llm_chain')!.priorities).toHaveLength(4);
   });
 
   it('has one cluster per route and start step, each step a priority with its metadata and API host', () => {
     for (const r of cfg.routes) {
       const steps = [r.model, ...r.fallback];
       for (let k = 0; k < steps.length; k++) {
-        const c = cluster(`chain_${r.name}_from_${k}`);
-        expect(c.name, `chain_${r.name}_from_${k}`).toBe(`chain_${r.name}_from_${k}`);
+        // The default (last) route's whole chain keeps the conventional name llm_chain.
+        const name = k === 0 && r === cfg.routes[cfg.routes.length - 1] ? 'llm_chain' : `chain_${r.name}_from_${k}`;
+        const c = cluster(name);
+        expect(c.name, name).toBe(name);
         const eps = c.load_assignment.endpoints as Any[];
         expect(eps.map((e) => e.priority)).toEqual(steps.slice(k).map((_, i) => i));
         eps.forEach((e, i) => {
@@ -57,7 +59,7 @@ describe('renderEnvoy', () => {
         });
       }
     }
-    const c = cluster('chain_default-chain_from_0');
+    const c = cluster('llm_chain');
     expect(c.load_assignment.endpoints.map((e: Any) => e.lb_endpoints[0].endpoint.hostname)).toEqual([
       'api.anthropic.com',
       'api.openai.com',
@@ -81,15 +83,15 @@ describe('renderEnvoy', () => {
 
   it('routes: the selected cluster by header, else the default chain with its own retry policy', () => {
     const routes: Any[] = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes;
-    expect(routes.map((r) => r.name)).toEqual(['chat_completions_pinned', 'messages_pinned', 'chat_completions_chain', 'messages_chain']);
+    expect(routes.map((r) => r.name)).toEqual(['chat_completions_pinned', 'messages_pinned', 'embeddings_pinned', 'responses_pinned', 'chat_completions_chain', 'messages_chain']);
     const pinned = routes[0]!.route;
     expect(pinned.cluster_header).toBe('x-gateway-cluster');
     expect(pinned.retry_policy.retry_priority.name).toBe('envoy.retry_priorities.previous_priorities');
     // Common to every route: over-budget retries on 429 and connect failures only.
     expect(pinned.retry_policy.retry_on).toBe('connect-failure,retriable-status-codes');
     expect(pinned.retry_policy.retriable_status_codes).toEqual([429]);
-    const def = routes[2]!.route;
-    expect(def.cluster).toBe('chain_default-chain_from_0');
+    const def = routes[4]!.route;
+    expect(def.cluster).toBe('llm_chain');
     expect(def.retry_policy).toMatchObject({ num_retries: 3, per_try_timeout: '30s', retriable_status_codes: [429, 500, 502, 503, 504, 529] });
   });
 
@@ -117,7 +119,7 @@ describe('renderEnvoyCommand', () => {
     const r = await run(['--config', join(root, 'config/gateway.yaml')]);
     expect(r.code).toBe(0);
     expect(await validate(r.out, 'shipped.yaml')).toMatch(/OK/);
-    expect(r.out).toContain('name: chain_default-chain_from_0');
+    expect(r.out).toContain('name: llm_chain');
   }, 30_000);
 
   it('names config problems and bad usage with exit codes', async () => {

@@ -10,7 +10,7 @@ const route = catalog.routeByName.get('default-chain')!;
 
 describe('clusterFor / retryHeadersFor', () => {
   it('names one cluster per start step and sets retries to the steps left', () => {
-    expect([0, 1, 2, 3].map((k) => clusterFor(route, k))).toEqual([0, 1, 2, 3].map((k) => `chain_default-chain_from_${k}`));
+    expect([0, 1, 2, 3].map((k) => clusterFor(route, k))).toEqual([0, 1, 2, 3].map((k) => (k === 0 ? 'llm_chain' : `chain_default-chain_from_${k}`)));
     expect(retryHeadersFor(route)['x-envoy-max-retries']).toBe('3');
     expect(retryHeadersFor(route, 2)).toMatchObject({ 'x-gateway-cluster': 'chain_default-chain_from_2', 'x-envoy-max-retries': '1' });
     expect(retryHeadersFor(route, 1, 1)['x-envoy-max-retries']).toBe('0');

@@ -31,7 +31,7 @@ describe('route stage: rules', () => {
   it('default route: the chain cluster from step 0, all four steps as retries, the triggers as Envoy headers', async () => {
     const run = await route({ model: 'claude-opus-4', messages });
     expect(decided(run)).toEqual({
-      'x-gateway-cluster': 'chain_main_from_0',
+      'x-gateway-cluster': 'llm_chain',
       'x-envoy-max-retries': '3',
       'x-envoy-retry-on': 'connect-failure,refused-stream,reset,retriable-status-codes',
       'x-envoy-retriable-status-codes': '429,500,502,503,504,529',
@@ -68,7 +68,7 @@ describe('route stage: rules', () => {
 
   it('latency rule: taken only with x-max-latency-ms', async () => {
     expect(decided(await route({ model: 'gpt-4o', messages }, { 'x-max-latency-ms': '500' }))['x-gateway-cluster']).toBe('chain_quick_from_0');
-    expect(decided(await route({ model: 'gpt-4o', messages }))['x-gateway-cluster']).toBe('chain_main_from_0');
+    expect(decided(await route({ model: 'gpt-4o', messages }))['x-gateway-cluster']).toBe('llm_chain');
   });
 
   it('context fit: a prompt too long for mistral-small starts the fast chain at its next step', async () => {

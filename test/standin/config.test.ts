@@ -24,8 +24,11 @@ describe('the shipped envoy/envoy.yaml', () => {
     const l = cfg.listeners[0]!;
     expect(l.port).toBe(8080);
     expect(l.bufferLimitBytes).toBe(52428800);
-    const [extProc, router] = l.hcm.httpFilters;
+    const [extProc, observer, router] = l.hcm.httpFilters;
     expect(router!.type).toBe('router');
+    // pipeline.streamObserver in config/gateway.yaml: a send-and-go copy for observing stages.
+    if (observer?.type !== 'ext_proc') throw new Error('second filter must be the observability ext_proc');
+    expect(observer.config.observabilityMode).toBe(true);
     if (extProc?.type !== 'ext_proc') throw new Error('first filter must be ext_proc');
     const e = extProc.config;
     expect(e.grpcService.clusterName).toBe('ext_proc');
@@ -48,18 +51,20 @@ describe('the shipped envoy/envoy.yaml', () => {
     expect(l.hcm.internalOnlyHeaders).toEqual(['x-gateway-cluster']);
 
     const routes = l.hcm.virtualHosts[0]!.routes;
-    expect(routes.map((r) => r.name)).toEqual(['chat_completions_pinned', 'messages_pinned', 'chat_completions_chain', 'messages_chain']);
+    expect(routes.map((r) => r.name)).toEqual(['chat_completions_pinned', 'messages_pinned', 'embeddings_pinned', 'responses_pinned', 'chat_completions_chain', 'messages_chain']);
     expect(routes[0]!.clusterHeader).toBe('x-gateway-cluster');
-    expect(routes[2]!.cluster).toBe('llm_chain');
+    expect(routes[4]!.cluster).toBe('llm_chain');
     for (const r of routes) {
       expect(r.timeoutMs).toBeGreaterThanOrEqual(600_000);
       expect(r.retryPolicy!.perTryIdleTimeoutMs).toBeGreaterThan(0);
     }
-    expect(routes[2]!.retryPolicy!.previousPrioritiesUpdateFrequency).toBe(1);
-    expect(parseRetryOn(routes[2]!.retryPolicy!.retryOn).unknown).toEqual([]);
+    expect(routes[4]!.retryPolicy!.previousPrioritiesUpdateFrequency).toBe(1);
+    expect(parseRetryOn(routes[4]!.retryPolicy!.retryOn).unknown).toEqual([]);
 
+    // The default route's chain from config/gateway.yaml: one priority per step.
     const chain = cfg.clusters.get('llm_chain')!;
-    expect(chain.priorities.map((p) => p.map((ep) => ep.metadata.ai_gateway!.provider))).toEqual([['openai'], ['anthropic'], ['mistral']]);
+    expect(chain.priorities.map((p) => p.map((ep) => ep.metadata.ai_gateway!.provider))).toEqual([['anthropic'], ['openai'], ['anthropic'], ['mistral']]);
+    expect(chain.priorities.map((p) => p[0]!.metadata.ai_gateway!.model)).toEqual(['claude-opus-4', 'gpt-4o', 'claude-sonnet-4', 'mistral-large']);
     expect(chain.upstreamFilters.map((f) => f.type)).toEqual(['ext_proc', 'header_mutation']);
     expect(cfg.clusters.get('ext_proc')!.protocol).toBe('http2');
     // Under Node's HTTP/2 reset-flood limit (~1000 resets per connection).
@@ -82,12 +87,12 @@ describe('the shipped envoy/envoy.yaml', () => {
     const envoy = await startStandin({
       envoyYamlPath: SHIPPED_ENVOY_YAML,
       extProcAddress: '127.0.0.1:1',
-      clusterEndpoints: { openai: 'http://127.0.0.1:2', llm_chain: [['http://127.0.0.1:3'], ['http://127.0.0.1:4'], ['http://127.0.0.1:5']] },
+      clusterEndpoints: { openai: 'http://127.0.0.1:2', llm_chain: [['http://127.0.0.1:3'], ['http://127.0.0.1:4'], ['http://127.0.0.1:5'], ['http://127.0.0.1:5']] },
     });
     try {
       expect(envoy.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       const chain = envoy.config.clusters.get('llm_chain')!;
-      expect(chain.priorities[1]![0]).toMatchObject({ host: '127.0.0.1', port: 4, hostname: 'api.anthropic.com' });
+      expect(chain.priorities[1]![0]).toMatchObject({ host: '127.0.0.1', port: 4, hostname: 'api.openai.com' });
       expect(envoy.config.clusters.get('ext_proc')!.priorities[0]![0]).toMatchObject({ host: '127.0.0.1', port: 1 });
     } finally {
       await envoy.close();
@@ -145,7 +150,7 @@ describe('refusing what is not implemented', () => {
 
   it('checks the shape of endpoint overrides', () => {
     const cfg = parseBootstrap(loadShippedDoc());
-    expect(() => applyEndpointOverrides(cfg, { llm_chain: [['http://127.0.0.1:1']] })).toThrow(/expected \[1,1,1\]/);
+    expect(() => applyEndpointOverrides(cfg, { llm_chain: [['http://127.0.0.1:1']] })).toThrow(/expected \[1,1,1,1\]/);
     expect(() => applyEndpointOverrides(cfg, { nope: 'http://x:1' })).toThrow(/no such cluster/);
   });
 });

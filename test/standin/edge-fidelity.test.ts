@@ -55,7 +55,7 @@ async function shipped(o: { hook?: Hook; tweak?: (d: Doc) => void; openai?: Upst
   const envoy = await startStandin({
     bootstrap: doc,
     extProcAddress: ep.address,
-    clusterEndpoints: { openai: a, anthropic: b, mistral: a, llm_chain: [[a], [b], [a]] },
+    clusterEndpoints: { openai: a, anthropic: b, mistral: a, llm_chain: [[a], [b], [a], [a]] },
     seed: 5,
     backOffScale: 0.01,
     ...o.extra,
@@ -95,8 +95,8 @@ describe('internal requests (use_remote_address, xff_num_trusted_hops, internal_
     const rec = envoy.stats.requests[0]!;
     // x-gateway-cluster did not pin the route, and the retry budget is the route's.
     expect(rec.routeName).toBe('chat_completions_chain');
-    expect(rec.attemptCount).toBe(3);
-    expect(calls).toBe(3);
+    expect(rec.attemptCount).toBe(4); // the default chain's four steps
+    expect(calls).toBe(4);
     // The processor never saw the client's control headers; the request was external.
     const first = ep.streams[0]!.received[0]!;
     for (const h of ['x-gateway-cluster', 'x-envoy-max-retries', 'x-envoy-retriable-status-codes', 'x-envoy-internal']) expect(headerOf(first, h)).toBe(false);
@@ -138,7 +138,7 @@ describe('internal requests (use_remote_address, xff_num_trusted_hops, internal_
       headers: { 'content-type': 'application/json', 'x-forwarded-for': '1.2.3.4, 10.1.1.1', 'x-envoy-max-retries': '0' },
       body: chatBody,
     });
-    expect(calls).toBe(3);
+    expect(calls).toBe(4);
   });
 
   it('xff_num_trusted_hops 1 takes the client address from XFF, the request stays external', async () => {
@@ -167,7 +167,8 @@ describe('local replies (skip ext_proc, local_reply_config)', () => {
     expect(envoy.stats.requests.map((r) => r.responseCodeDetails)).toEqual(['upstream_reset_before_response_started{connection_failure}', 'upstream_reset_before_response_started{connection_failure}']);
     // Every processor stream saw request phases only, then was reset.
     for (const s of ep.streams) expect(s.received.some((m) => m.request === 'response_headers' || m.request === 'response_body')).toBe(false);
-    await until(() => ep.streams.every((s) => s.cancelled));
+    // (The observability filter's streams end on their own deferred_close_timeout.)
+    await until(() => ep.streams.filter((s) => (s.received[0] as { observability_mode?: boolean } | undefined)?.observability_mode !== true).every((s) => s.cancelled));
   });
 
   it("leaves the gateway's own immediate responses alone (no response flag)", async () => {

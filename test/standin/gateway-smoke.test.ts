@@ -17,7 +17,7 @@ describe('gateway behind the stand-in', () => {
     const envoy = await startStandin({
       envoyYamlPath: SHIPPED_ENVOY_YAML,
       extProcAddress: `127.0.0.1:${gw.port}`,
-      clusterEndpoints: { openai: up.url, anthropic: up.url, mistral: up.url, llm_chain: [[up.url], [up.url], [up.url]] },
+      clusterEndpoints: { openai: up.url, anthropic: up.url, mistral: up.url, llm_chain: [[up.url], [up.url], [up.url], [up.url]] },
     });
     try {
       const body = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] });

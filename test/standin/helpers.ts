@@ -21,6 +21,8 @@ import {
 } from '../envoy-standin/proto.js';
 
 export const SHIPPED_ENVOY_YAML = path.join(repoRoot, 'envoy', 'envoy.yaml');
+/** A fixed bootstrap with a three-provider llm_chain (OpenAI, Anthropic, Mistral), for the router tests. */
+export const CHAIN_FIXTURE_YAML = path.join(repoRoot, 'test', 'standin', 'fixtures', 'envoy-three-providers.yaml');
 
 // ---- scripted ext_proc server ----------------------------------------------------------------------
 
@@ -370,6 +372,11 @@ export function request(url: string, r: ClientRequest = {}): Promise<ClientRespo
 /** The shipped envoy/envoy.yaml as a document tests may modify before starting the stand-in. */
 export function loadShippedDoc(): Record<string, any> {
   return YAML.parse(fs.readFileSync(SHIPPED_ENVOY_YAML, 'utf8')) as Record<string, any>;
+}
+
+/** The three-provider chain fixture as a document (router tests). */
+export function loadChainFixtureDoc(): Record<string, any> {
+  return YAML.parse(fs.readFileSync(CHAIN_FIXTURE_YAML, 'utf8')) as Record<string, any>;
 }
 
 const EXT_PROC_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor';

@@ -1,5 +1,5 @@
 /**
- * The router on the shipped envoy/envoy.yaml (facts §3): fallback across llm_chain priorities with
+ * The router on a three-provider chain fixture (test/standin/fixtures; facts §3): fallback across llm_chain priorities with
  * previous_priorities, the per-attempt upstream ext_proc, header_mutation restoring content-length,
  * auto_host_rewrite, timeouts, steering headers, cluster_header routing, and the limits of retries.
  */
@@ -14,7 +14,7 @@ import {
   deadAddress,
   header,
   json,
-  loadShippedDoc,
+  loadChainFixtureDoc, loadShippedDoc,
   request,
   setHeader,
   sleep,
@@ -73,7 +73,7 @@ async function shipped(o: {
   const up = Object.fromEntries(
     await Promise.all(PROVIDERS.map(async (p) => [p, await startUpstream(o.providers[p] ?? ok(p))] as const)),
   ) as Record<Provider, FakeUpstream>;
-  const doc = loadShippedDoc();
+  const doc = loadChainFixtureDoc();
   o.tweak?.(doc);
   const urls = Object.fromEntries(PROVIDERS.map((p) => [p, up[p].url])) as Record<Provider, string>;
   const envoy = await startStandin({

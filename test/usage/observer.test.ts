@@ -54,7 +54,7 @@ beforeAll(async () => {
   envoy = await startStandin({
     bootstrap: bootstrapWithObserver(),
     extProcAddress: `127.0.0.1:${gateway.port}`,
-    clusterEndpoints: { llm_chain: [[provider.url], [provider.url], [provider.url]], openai: provider.url, anthropic: provider.url, mistral: provider.url },
+    clusterEndpoints: { llm_chain: [[provider.url], [provider.url], [provider.url], [provider.url]], openai: provider.url, anthropic: provider.url, mistral: provider.url },
     seed: 3,
   });
 }, 30_000);
