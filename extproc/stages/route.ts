@@ -54,6 +54,7 @@ import { sharedCooldownStore, sharedLatency } from '../routing/services.js';
 import { describeError } from '../telemetry/logger.js';
 import { dialectError, modelsReply, unknownModelReply, unknownPathReply } from './apiSurface.js';
 import { callerIdentity } from './identity.js';
+import { budgetUsage } from './rateLimitSlots.js';
 import { requestSummary } from './parseRequest.js';
 
 /**
@@ -195,19 +196,26 @@ class RouteStage implements Stage {
       return;
     }
     const keys = this.catalog.cooldownKeys;
-    if (this.cooldown instanceof MemoryCooldownStore) {
-      this.decide(x, out, info, this.cooldown.cooledNow(keys, Date.now()));
+    // The rate-limit stage (when configured) started reading the caller's budget use at request
+    // headers; a rule `budgetUsedAbove` steers a nearly spent caller to a cheaper chain.
+    const budget = x.get(budgetUsage);
+    if (this.cooldown instanceof MemoryCooldownStore && budget === undefined) {
+      this.decide(x, out, info, this.cooldown.cooledNow(keys, Date.now()), undefined);
       return;
     }
-    return this.decideShared(x, out, info, keys);
+    return this.decideShared(x, out, info, keys, budget);
   }
 
-  private async decideShared(x: Exchange, out: PhaseOutput, info: PathInfo, keys: readonly string[]): Promise<void> {
+  private async decideShared(x: Exchange, out: PhaseOutput, info: PathInfo, keys: readonly string[], budget: Promise<number> | undefined): Promise<void> {
     let cooled: ReadonlySet<string> | undefined;
+    let budgetUsedFraction: number | undefined;
     let timer: NodeJS.Timeout | undefined;
     try {
       const deadline = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), COOLDOWN_READ_MS)));
-      cooled = await Promise.race([this.cooldown.cooledAmong(keys, Date.now()), deadline]);
+      const cooledRead = this.cooldown instanceof MemoryCooldownStore ? Promise.resolve(this.cooldown.cooledNow(keys, Date.now())) : this.cooldown.cooledAmong(keys, Date.now());
+      // A budget that cannot be read in time routes as if none were spent (limits still apply).
+      const budgetRead = budget ? Promise.race([budget.catch(() => undefined), deadline]) : Promise.resolve(undefined);
+      [cooled, budgetUsedFraction] = await Promise.all([Promise.race([cooledRead, deadline]), budgetRead]);
       if (cooled === undefined) x.log.warn('cooldown state not read in time; routing without it', { timeout_ms: COOLDOWN_READ_MS });
     } catch (err) {
       // Shared state unavailable: route as if nothing were cooled (Envoy's retries still fall over).
@@ -215,16 +223,16 @@ class RouteStage implements Stage {
     } finally {
       clearTimeout(timer);
     }
-    this.decide(x, out, info, cooled);
+    this.decide(x, out, info, cooled, budgetUsedFraction);
   }
 
-  private decide(x: Exchange, out: PhaseOutput, info: PathInfo, cooled: ReadonlySet<string> | undefined): void {
+  private decide(x: Exchange, out: PhaseOutput, info: PathInfo, cooled: ReadonlySet<string> | undefined, budgetUsedFraction: number | undefined): void {
     const summary = x.get(requestSummary)!;
     const caller = x.get(callerIdentity)?.caller ?? 'anonymous';
     const headers = x.requestHeaders;
     const decision = decideRoute(
       { model: summary.body['model'], body: summary.body },
-      { caller, headers: (name) => headers?.get(name), latency: this.latency, ...(cooled ? { cooled } : {}) },
+      { caller, headers: (name) => headers?.get(name), latency: this.latency, ...(cooled ? { cooled } : {}), ...(budgetUsedFraction !== undefined ? { budgetUsedFraction } : {}) },
       this.catalog,
     );
     if (!decision.ok) {
