@@ -29,6 +29,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY protos ./protos
+COPY config/embedded.yaml ./config/embedded.yaml
 # The official image's unprivileged user (uid 1000); the app only reads its files.
 USER node
 EXPOSE 50051

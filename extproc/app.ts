@@ -72,7 +72,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   log.info('gateway listening', { port: server.port, stages: config.pipeline.stages.length });
   // admin.* needs a restart, like server.*.
   const admin = config.admin.enabled ? await startAdminServer(config.admin, { config: () => config, log }) : undefined;
-  if (admin) log.info('admin page listening', { host: config.admin.host, port: admin.port });
 
   const apply = (next: GatewayConfig): void => {
     const nextLog = createLogger(next.logging.level, options.logSink);

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * @module main
- * Command line: `llm-extproc [--config FILE]` runs the gateway (embedded defaults without a
- * file: a pass-through on :50051, no Redis or Postgres needed); `--check-config FILE` validates
+ * Command line: `llm-extproc [--config FILE]` runs the gateway (without a file:
+ * config/embedded.yaml, every stage on embedded backends, no Redis or Postgres needed); `--check-config FILE` validates
  * a config and exits; `render-envoy --config FILE [--out FILE]` prints the Envoy bootstrap that
  * config needs (envoy/envoy.yaml is this output); `report` prints cost tables from the usage
  * ledger; `--version` prints the version. SIGTERM/SIGINT
@@ -13,10 +13,11 @@ import { startGateway } from './app.js';
 import { renderEnvoyCommand } from './envoy-render/command.js';
 import { reportCommand } from './usage/report.js';
 import { diagramCommand } from './diagram/command.js';
-import { ConfigError, loadConfigFile, parseConfig } from './config/load.js';
+import { ConfigError, loadConfigFile } from './config/load.js';
 import { builtinStages, stageCheck } from './stages/registry.js';
 import { createLogger, describeError } from './telemetry/logger.js';
-import { version } from './version.js';
+import { packageRoot, version } from './version.js';
+import { join } from 'node:path';
 
 const USAGE = `usage: llm-extproc [--config FILE] | --check-config FILE | render-envoy --config FILE [--out FILE] | report … | --version
   --config FILE        gateway config (YAML); also GATEWAY_CONFIG. Without one: embedded defaults.
@@ -67,17 +68,19 @@ async function main(): Promise<number> {
     }
   }
 
-  const configPath = args.config ?? process.env['GATEWAY_CONFIG'];
+  const given = args.config ?? process.env['GATEWAY_CONFIG'];
+  // Without a config: config/embedded.yaml, every stage on embedded backends (no server needed).
+  const configPath = given ? given : join(packageRoot, 'config', 'embedded.yaml');
   let config;
   try {
-    config = configPath ? await loadConfigFile(configPath, process.env, checks) : parseConfig({}, checks);
+    config = await loadConfigFile(configPath, process.env, checks);
   } catch (err) {
     process.stderr.write(`${err instanceof ConfigError ? err.message : describeError(err)}\n`);
     return 1;
   }
   const log = createLogger(config.logging.level);
-  const gateway = await startGateway({ config, ...(configPath ? { configPath } : {}) });
-  if (!configPath) log.info('no config file given; running on embedded defaults (pass-through)');
+  const gateway = await startGateway({ config, configPath });
+  if (!given) log.info('no config file given; running on embedded defaults', { config: 'config/embedded.yaml', stages: config.pipeline.stages.length });
 
   process.on('unhandledRejection', (reason) => log.error('unhandled rejection', { error: describeError(reason) }));
   return new Promise<number>((resolve) => {

@@ -149,6 +149,6 @@ describe('translate stage: the answer', () => {
     const pipelines = pipelinesOf(config, registry);
     await attempt({ requestBody: { model: 'x', messages }, metadata: carryOpenAI(), attributes: opus, responseHeaders: { ':status': '400', 'content-type': 'application/json' }, responseChunks: ['{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}'] }, pipelines);
     const next = await runScript(pipelines.router, { requestBody: { model: 'claude-opus-4', messages } });
-    expect(next.requestBody!.setHeaders.get('x-gateway-cluster')).toBe('chain_main_from_0');
+    expect(next.requestBody!.setHeaders.get('x-gateway-cluster')).toBe('llm_chain');
   });
 });
