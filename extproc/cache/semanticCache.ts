@@ -171,19 +171,28 @@ export class SemanticCache {
     if (!(q.threshold > 0 && q.threshold <= 1)) throw new RangeError('threshold must be in (0, 1]');
     const now = q.now ?? Date.now();
     const oldest = new Date(q.maxAgeMs === undefined ? 0 : now - q.maxAgeMs);
-    const exact = await this.query<Row>(
-      `SELECT id::text AS id, answer, model, prompt, created_at, 1::float8 AS similarity FROM ${this.t}
-        WHERE scope_key = $1 AND exact_hash = $2 AND expires_at > $3 AND created_at >= $4`,
-      [q.scopeKey, q.exactHash, new Date(now), oldest],
+    // One statement answers both "is there an exact entry?" and "could a similar one exist?": a
+    // scope with no live embedded entry cannot give a similar hit, so such a miss costs neither
+    // the embedding nor the vector search.
+    const exact = await this.query<Row & { candidates: boolean }>(
+      'cache-exact',
+      `SELECT e.id::text AS id, e.answer, e.model, e.prompt, e.created_at, 1::float8 AS similarity,
+              EXISTS (SELECT 1 FROM ${this.t} c
+                       WHERE c.scope_key = $1 AND c.embedder = $5 AND c.expires_at > $3 AND c.created_at >= $4 AND c.embedding IS NOT NULL) AS candidates
+         FROM (SELECT 1) AS one
+         LEFT JOIN ${this.t} e ON e.scope_key = $1 AND e.exact_hash = $2 AND e.expires_at > $3 AND e.created_at >= $4
+        LIMIT 1`,
+      [q.scopeKey, q.exactHash, new Date(now), oldest, this.opts.embedderId],
     );
     const row = exact[0];
-    if (row) return this.hit(row, 'exact', 1, now);
-    if (!q.embedding) return { hit: false, reason: 'no-entry' };
+    if (row && row.id !== null) return this.hit(row, 'exact', 1, now);
+    if (!q.embedding || !row?.candidates) return { hit: false, reason: 'no-entry' };
     const vector = toVectorSql(await q.embedding());
     // 'exact' defeats the HNSW index on purpose ("+ 0"): the planner then reads the scope's rows
     // through the btree and sorts them by distance.
     const order = this.search === 'exact' ? `(embedding <=> $2::vector) + 0` : `embedding <=> $2::vector`;
     const rows = await this.query<Row>(
+      `cache-similar-${this.search}-${this.k}`,
       `SELECT id::text AS id, answer, model, prompt, created_at, 1 - (embedding <=> $2::vector) AS similarity
          FROM ${this.t}
         WHERE scope_key = $1 AND embedder = $3 AND expires_at > $4 AND created_at >= $5 AND embedding IS NOT NULL
@@ -247,11 +256,16 @@ export class SemanticCache {
     return { hit: true, match, answer: r.answer, model: r.model, similarity, entryId: r.id, ageMs: Math.max(0, now - r.created_at.getTime()) };
   }
 
-  private async query<R extends object>(sql: string, params: unknown[]): Promise<R[]> {
+  /**
+   * Unnamed statements on purpose: the embedded PGlite serves every pooled connection from one
+   * backend session, so a named prepared statement made on one connection collides with the same
+   * name prepared on another ("already exists"). `name` labels the query for errors only.
+   */
+  private async query<R extends object>(name: string, sql: string, params: unknown[]): Promise<R[]> {
     try {
       return (await this.opts.store.pool.query<R>(sql, params)).rows;
     } catch (err) {
-      throw new CacheStoreError(`cache store query failed: ${(err as Error).message}`, { cause: err });
+      throw new CacheStoreError(`cache store query ${name} failed: ${(err as Error).message}`, { cause: err });
     }
   }
 

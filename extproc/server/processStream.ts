@@ -195,6 +195,8 @@ export class ProcessStream {
 
   /** Runs the finish hooks of this stream's exchange (once, by the last holder). */
   finish(): void {
+    // Most pipelines have no finish hook: no outcome computed, no promise per stream for them.
+    if (!this.pipeline.hasFinishers) return;
     const x = this.x;
     const expectedResponse = this.pipeline.needs.responseHeaders || this.pipeline.hasObservers;
     const outcome = (x.outcome ??= outcomeOf(x, x.closeReason ?? 'completed', expectedResponse));

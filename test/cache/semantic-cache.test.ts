@@ -155,8 +155,18 @@ describe.each(BACKENDS)('semantic cache on %s', (kind) => {
     expect(tiny.stats().entries).toEqual({ pending: 0, written: 2, dropped: 3, failed: 0 });
   });
 
+  it('an empty scope costs one statement: no embedding, no vector search', async () => {
+    let embedded = 0;
+    const miss = await cache.lookup(query('nobody-here', 'anything', { embedding: () => ((embedded++), Promise.reject(new Error('not needed'))) }));
+    expect(miss).toMatchObject({ hit: false, reason: 'no-entry' });
+    expect(embedded).toBe(0);
+  });
+
   it('surfaces embedder failures and store failures as errors (the stage fails open)', async () => {
     const err = new EmbedderError('timeout', 'embeddings call timed out after 50 ms');
+    // An empty scope needs no embedding at all (no similar entry can exist): give it one entry.
+    cache.store(await entry('hank', 'something else entirely', {}));
+    await cache.flush();
     await expect(cache.lookup(query('hank', 'anything', { embedding: () => Promise.reject(err) }))).rejects.toBe(err);
     const other = await backend.open().catch(() => undefined);
     if (kind === 'postgres' && other) {
