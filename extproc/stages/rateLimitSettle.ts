@@ -9,54 +9,18 @@
 import type { LimitAmounts } from '../limits/index.js';
 import type { Exchange } from '../pipeline/exchange.js';
 import type { BodyChunk } from '../pipeline/phases.js';
-import type { Dialect } from '../providers/types.js';
-import { UsageExtractor } from '../providers/usage.js';
+import { UsageCollector } from '../usage/collector.js';
 import { countOutputTokens, countRequestTokens, type EstimationFactors, type TokenCounter } from '../tokens/index.js';
 import { costOf, type LimitModel } from './rateLimitEstimate.js';
 
-/** Largest non-streamed JSON answer read for usage; a bigger one is charged by its reservation. */
-export const MAX_USAGE_JSON_BYTES = 8 * 1024 * 1024;
-
-/** Reads one response's usage, whichever stream (main or observability) its bytes come from. */
-export class ResponseUsage {
-  readonly extractor: UsageExtractor;
-  /** Some response bytes were seen. */
-  sawBody = false;
-  /** A JSON answer too large or not JSON: its usage is unknown. */
-  unreadable = false;
-  private json: Buffer[] | undefined;
-  private jsonBytes = 0;
-
-  constructor(dialect: Dialect) {
-    this.extractor = new UsageExtractor(dialect);
-  }
-
-  chunk(x: Exchange, chunk: BodyChunk): void {
-    if (chunk.bytes.length > 0) this.sawBody = true;
-    if (x.responseIsEventStream) {
-      for (const e of x.responseEvents(chunk)) this.extractor.push(e);
-      return;
-    }
-    // A JSON answer: one buffered chunk on the main stream, pieces on the observer's.
-    if (this.unreadable) return;
-    if (chunk.bytes.length > 0) {
-      this.jsonBytes += chunk.bytes.length;
-      if (this.jsonBytes > MAX_USAGE_JSON_BYTES) {
-        this.unreadable = true;
-        this.json = undefined;
-        return;
-      }
-      (this.json ??= []).push(chunk.bytes);
-    }
-    if (chunk.endOfStream && this.json) {
-      const body = this.json.length === 1 ? this.json[0]! : Buffer.concat(this.json);
-      this.json = undefined;
-      try {
-        this.extractor.fromJson(JSON.parse(body.toString('utf8')));
-      } catch {
-        this.unreadable = true;
-      }
-    }
+/**
+ * Reads one response's usage, whichever stream (main or observability) its bytes come from: the
+ * usage stage's collector (one reading of usage for the whole gateway), plus whether the model
+ * generated anything, which decides between a refund and a charge.
+ */
+export class ResponseUsage extends UsageCollector {
+  override chunk(x: Exchange, chunk: BodyChunk, now: number = performance.now()): void {
+    super.chunk(x, chunk, now);
   }
 
   /** The model generated something (the provider reported usage, or output text passed). */
