@@ -79,6 +79,10 @@ static_resources:
                   input_tokens: "%DYNAMIC_METADATA(ai_gateway:input_tokens)%"
                   output_tokens: "%DYNAMIC_METADATA(ai_gateway:output_tokens)%"
                   cost_micros: "%DYNAMIC_METADATA(ai_gateway:cost_micros)%"
+                  caller: "%DYNAMIC_METADATA(ai_gateway:caller)%"
+                  served_model: "%DYNAMIC_METADATA(ai_gateway:served_model)%"
+                  cache_status: "%DYNAMIC_METADATA(ai_gateway:cache_status)%"
+                  pii_entities: "%DYNAMIC_METADATA(ai_gateway:pii_entities)%"
           # Envoy's own local replies (503 when every step of a chain failed or a cluster is
           # unknown, 504 on timeouts, 413 over the buffer limit) never reach our ext_proc (Envoy >=
           # 1.34, runtime guard skip_ext_proc_on_local_reply), so Envoy renders them in the
