@@ -32,6 +32,7 @@ import { startGateway, type Gateway } from '../../extproc/app.js';
 import { parseConfig } from '../../extproc/config/load.js';
 import { builtinStages, stageCheck } from '../../extproc/stages/registry.js';
 import { startStandin, type Standin } from '../envoy-standin/standin.js';
+import { runStagesDemo } from './stagesDemo.js';
 import { parse as parseYaml } from 'yaml';
 import { readFileSync } from 'node:fs';
 import { faults, startFakeProvider, type FakeProvider } from '../fakes/index.js';
@@ -414,7 +415,8 @@ async function until(done: () => boolean, timeoutMs: number): Promise<void> {
 // ---- run directly -------------------------------------------------------------------------------
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  runDemo().then(
+  // Part 1: what each layer sees for five calls; part 2 (stagesDemo.ts): every stage at work.
+  runDemo().then(() => runStagesDemo()).then(
     () => {
       // Everything is closed, so the process ends by itself. If a handle leaked, say so and stop.
       setTimeout(() => {
