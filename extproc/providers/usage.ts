@@ -89,6 +89,10 @@ export class UsageExtractor {
     if (!isObj(body)) return;
     if (this.dialect === 'openai') {
       if (isObj(body.usage)) this.openaiUsage(body.usage);
+      // Responses API: output[].content[] parts of type output_text.
+      for (const o of Array.isArray(body.output) ? body.output : []) {
+        for (const part of isObj(o) && Array.isArray(o.content) ? o.content : []) if (isObj(part) && typeof part.text === 'string') this.addText(part.text);
+      }
       const choices = Array.isArray(body.choices) ? body.choices : [];
       for (const c of choices) {
         const m = isObj(c) && isObj(c.message) ? c.message : undefined;
@@ -124,6 +128,15 @@ export class UsageExtractor {
     if (!isObj(ev)) return;
     if (this.dialect === 'openai') {
       if (isObj(ev.usage)) this.openaiUsage(ev.usage);
+      // OpenAI's Responses API streams typed events; its usage comes once, in response.completed.
+      if (typeof ev.type === 'string' && ev.type.startsWith('response.')) {
+        if (ev.type === 'response.output_text.delta' && typeof ev.delta === 'string') this.addText(ev.delta);
+        else if ((ev.type === 'response.completed' || ev.type === 'response.incomplete') && isObj(ev.response)) {
+          if (isObj(ev.response.usage)) this.openaiUsage(ev.response.usage);
+          this.ended = true;
+        }
+        return;
+      }
       const choices = ev.choices;
       if (!Array.isArray(choices)) return;
       for (const c of choices) {
@@ -166,13 +179,18 @@ export class UsageExtractor {
     this.joined = undefined;
   }
 
+  /**
+   * Chat Completions (`prompt_tokens`, `completion_tokens`, `*_tokens_details`), embeddings
+   * (`prompt_tokens` only) and the Responses API (`input_tokens`, `output_tokens`,
+   * `input_tokens_details` / `output_tokens_details`) name the same counters differently.
+   */
   private openaiUsage(u: Json): void {
     this.seenUsage = true;
-    this.input = n(u.prompt_tokens) ?? this.input;
-    this.output = n(u.completion_tokens) ?? this.output;
-    const pd = u.prompt_tokens_details;
+    this.input = n(u.prompt_tokens) ?? n(u.input_tokens) ?? this.input;
+    this.output = n(u.completion_tokens) ?? n(u.output_tokens) ?? this.output;
+    const pd = isObj(u.prompt_tokens_details) ? u.prompt_tokens_details : u.input_tokens_details;
     if (isObj(pd)) this.cacheRead = n(pd.cached_tokens) ?? this.cacheRead;
-    const cd = u.completion_tokens_details;
+    const cd = isObj(u.completion_tokens_details) ? u.completion_tokens_details : u.output_tokens_details;
     if (isObj(cd)) this.reasoning = n(cd.reasoning_tokens) ?? this.reasoning;
   }
 

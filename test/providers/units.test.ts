@@ -208,3 +208,29 @@ describe('Mistral', () => {
     expect(r).toEqual({ model: 'm', messages: [{ role: 'system', content: [{ type: 'text', text: 's' }] }], stream: true, max_tokens: 9, random_seed: 4, tool_choice: 'any' });
   });
 });
+
+describe('usage of the other OpenAI APIs the gateway routes', () => {
+  it('embeddings: prompt tokens only', () => {
+    const u = new UsageExtractor('openai');
+    u.fromJson({ object: 'list', data: [{ embedding: [0.1] }], usage: { prompt_tokens: 8, total_tokens: 8 } });
+    expect(u.usage).toMatchObject({ inputTokens: 8, outputTokens: 0, complete: true });
+  });
+
+  it('Responses API, JSON and streamed (usage once, in response.completed)', () => {
+    const usage = { input_tokens: 36, input_tokens_details: { cached_tokens: 16 }, output_tokens: 87, output_tokens_details: { reasoning_tokens: 40 } };
+    const json = new UsageExtractor('openai');
+    json.fromJson({ id: 'resp_1', object: 'response', output: [{ type: 'message', content: [{ type: 'output_text', text: 'Hi there' }] }], usage });
+    expect(json.usage).toMatchObject({ inputTokens: 36, outputTokens: 87, cachedInputTokens: 16, reasoningTokens: 40, complete: true });
+    expect(json.text).toBe('Hi there');
+    const sse = new UsageExtractor('openai');
+    for (const data of [
+      { type: 'response.created', response: { id: 'resp_1' } },
+      { type: 'response.output_text.delta', delta: 'Hi ' },
+      { type: 'response.output_text.delta', delta: 'there' },
+      { type: 'response.completed', response: { id: 'resp_1', usage } },
+    ]) sse.push({ event: data.type, data: JSON.stringify(data), id: undefined, retry: undefined });
+    expect(sse.usage).toMatchObject({ inputTokens: 36, outputTokens: 87, cachedInputTokens: 16, reasoningTokens: 40, complete: true });
+    expect(sse.sawEnd).toBe(true);
+    expect(sse.text).toBe('Hi there');
+  });
+});
