@@ -303,6 +303,17 @@ class TranslateStage implements Stage {
 
   finish(x: Exchange, outcome: Outcome): void {
     const st = x.get(attemptState);
+    if (st && outcome.kind === 'no-response') {
+      // This try got no response at all: a connection failure, a reset before the response
+      // started, or a per-try timeout (Envoy resets the attempt; local replies skip ext_proc).
+      // Cool the step like a 503, so new requests start past it. (A client that left before any
+      // answer looks the same from here; the cooldown is short.)
+      const until = cooldownUntil(503, undefined, Date.now(), this.policy);
+      if (until !== undefined) {
+        this.cooldown.cool(st.step.cooldownKey, until).catch((err: unknown) => x.log.warn('cooling a step failed', { step: st.step.cooldownKey, error: describeError(err) }));
+        if (x.logs('info')) x.log.info('step cooled', { step: st.step.cooldownKey, reason: 'no response', for_ms: until - Date.now() });
+      }
+    }
     if (st && outcome.kind === 'client-gone' && st.stream && st.mode !== 'none' && !(st.translator?.finished ?? st.terminal)) {
       // The upstream connection dropped mid-stream (Envoy resets the client's stream: no last
       // chunk reaches us to close it properly). Retrying is impossible once headers went out.

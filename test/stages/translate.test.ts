@@ -144,6 +144,15 @@ describe('translate stage: the answer', () => {
     expect(next.requestBody!.setHeaders.get('x-gateway-cluster')).toBe('chain_main_from_1');
   });
 
+  it('a try that got no response at all (reset, connect failure, per-try timeout) cools the step', async () => {
+    const registry = new ServiceRegistry(createLogger('error'), 0);
+    const pipelines = pipelinesOf(config, registry);
+    const run = await attempt({ requestBody: { model: 'x', messages }, metadata: carryOpenAI(), attributes: opus, closeReason: 'cancelled' }, pipelines);
+    expect(run.outcome.kind).toBe('no-response');
+    const next = await runScript(pipelines.router, { requestBody: { model: 'claude-opus-4', messages } });
+    expect(next.requestBody!.setHeaders.get('x-gateway-cluster')).toBe('chain_main_from_1');
+  });
+
   it('a 400 does not cool the step', async () => {
     const registry = new ServiceRegistry(createLogger('error'), 0);
     const pipelines = pipelinesOf(config, registry);
