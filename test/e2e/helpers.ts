@@ -3,7 +3,9 @@
  * envoy/envoy.yaml + fake providers, and a fetch that records the exact bytes (and arrival
  * times) an SDK client receives.
  */
+import fs from 'node:fs';
 import { join } from 'node:path';
+import YAML from 'yaml';
 import { startStandin, type Standin } from '../envoy-standin/standin.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
@@ -50,16 +52,36 @@ export interface E2E {
   close(): Promise<void>;
 }
 
-/** Starts the three pieces; the provider serves every priority of `llm_chain`. */
-export async function startE2E(kind: 'openai' | 'anthropic' | 'mistral', gatewayConfig: Record<string, unknown> = {}, stages: StageFactory<never>[] = [], seed = 7): Promise<E2E> {
+/** The shipped envoy/envoy.yaml as a document a test may change before starting the stand-in. */
+export function shippedBootstrap(): Record<string, any> {
+  return YAML.parse(fs.readFileSync(envoyYamlPath, 'utf8')) as Record<string, any>;
+}
+
+/** Every provider-facing cluster of `bootstrap` (all but ext_proc), each endpoint of each priority pointed at `url`. */
+export function allUpstreamsTo(bootstrap: Record<string, any>, url: string): Record<string, string[][]> {
+  const out: Record<string, string[][]> = {};
+  for (const c of bootstrap.static_resources.clusters as Record<string, any>[]) {
+    if (c.name === 'ext_proc') continue;
+    const priorities = (c.load_assignment?.endpoints ?? []) as { lb_endpoints?: unknown[] }[];
+    out[c.name as string] = priorities.map((p) => (p.lb_endpoints ?? []).map(() => url));
+  }
+  return out;
+}
+
+/**
+ * Starts the three pieces; the provider serves every endpoint of every upstream cluster of the
+ * shipped envoy.yaml (or of `bootstrap`), whatever the chains' shapes.
+ */
+export async function startE2E(
+  kind: 'openai' | 'anthropic' | 'mistral',
+  gatewayConfig: Record<string, unknown> = {},
+  stages: StageFactory<never>[] = [],
+  seed = 7,
+  bootstrap: Record<string, any> = shippedBootstrap(),
+): Promise<E2E> {
   const provider = await startFakeProvider({ kind });
   const gateway = await startTestGateway(gatewayConfig, stages);
-  const envoy = await startStandin({
-    envoyYamlPath,
-    extProcAddress: `127.0.0.1:${gateway.port}`,
-    clusterEndpoints: { llm_chain: [[provider.url], [provider.url], [provider.url], [provider.url]], openai: provider.url, anthropic: provider.url, mistral: provider.url },
-    seed,
-  });
+  const envoy = await startStandin({ bootstrap, extProcAddress: `127.0.0.1:${gateway.port}`, clusterEndpoints: allUpstreamsTo(bootstrap, provider.url), seed });
   return {
     gateway,
     envoy,

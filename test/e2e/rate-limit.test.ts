@@ -4,10 +4,8 @@
  * provider, and a real redis-server. The limit windows run on an injected, frozen clock (a test
  * copy of the stage, `rate-limit-clocked`), so no assertion depends on where in the minute it runs.
  */
-import fs from 'node:fs';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import YAML from 'yaml';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { loadConfigFile } from '../../extproc/config/load.js';
@@ -20,7 +18,7 @@ import { startStandin, type Standin } from '../envoy-standin/standin.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/index.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
-import { envoyYamlPath } from './helpers.js';
+import { allUpstreamsTo, shippedBootstrap, startE2E as startE2EWith, type E2E } from './helpers.js';
 
 /** 2026-11-30T10:00:30Z: mid-minute. */
 const T0 = Date.UTC(2026, 10, 30, 10, 0, 30);
@@ -65,42 +63,9 @@ async function burst(clients: OpenAI[], n: number): Promise<{ ok: number; limite
 
 
 /** The shipped envoy.yaml, parsed (a fresh copy per call). */
-const shippedBootstrap = (): Record<string, any> => YAML.parse(fs.readFileSync(envoyYamlPath, 'utf8')) as Record<string, any>;
-
-/** Every provider-facing cluster of `bootstrap` (all but ext_proc), each endpoint of each priority pointed at `url`. */
-function allUpstreamsTo(bootstrap: Record<string, any>, url: string): Record<string, string[][]> {
-  const out: Record<string, string[][]> = {};
-  for (const c of bootstrap.static_resources.clusters as Record<string, any>[]) {
-    if (c.name === 'ext_proc') continue;
-    const priorities = (c.load_assignment?.endpoints ?? []) as { lb_endpoints?: unknown[] }[];
-    out[c.name as string] = priorities.map((p) => (p.lb_endpoints ?? []).map(() => url));
-  }
-  return out;
-}
-
-/** The gateway + the stand-in (shipped envoy.yaml, or `bootstrap`) + one fake provider serving every upstream cluster. */
-interface E2E {
-  gateway: TestGateway;
-  envoy: Standin;
-  provider: FakeProvider;
-  close(): Promise<void>;
-}
-
-async function startE2E(gatewayConfig: Record<string, unknown>, stages: StageFactory<never>[] = [], bootstrap = shippedBootstrap()): Promise<E2E> {
-  const provider = await startFakeProvider({ kind: 'openai' });
-  const gateway = await startTestGateway(gatewayConfig, stages);
-  const envoy = await startStandin({ bootstrap, extProcAddress: `127.0.0.1:${gateway.port}`, clusterEndpoints: allUpstreamsTo(bootstrap, provider.url), seed: 7 });
-  return {
-    gateway,
-    envoy,
-    provider,
-    async close() {
-      await envoy.close();
-      await gateway.close(200);
-      await provider.close();
-    },
-  };
-}
+/** The gateway + the stand-in + one fake OpenAI provider on every upstream cluster (helpers' startE2E). */
+const startE2E = (gatewayConfig: Record<string, unknown>, stages: StageFactory<never>[] = [], bootstrap = shippedBootstrap()): Promise<E2E> =>
+  startE2EWith('openai', gatewayConfig, stages, 7, bootstrap);
 
 let redis: RedisServer;
 beforeAll(async () => {

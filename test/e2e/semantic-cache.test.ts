@@ -16,12 +16,8 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { StageFactory } from '../../extproc/pipeline/stage.js';
 import { activeCacheServices, semanticCacheFactory, type CacheService } from '../../extproc/stages/semanticCache.js';
-import { loadBootstrapFile, parseBootstrap } from '../envoy-standin/config/index.js';
-import { startStandin } from '../envoy-standin/standin.js';
 import { embedText } from '../fakes/embeddings.js';
-import { startFakeProvider } from '../fakes/index.js';
-import { startTestGateway } from '../helpers/gateway.js';
-import { envoyYamlPath, type E2E } from './helpers.js';
+import { startE2E, type E2E } from './helpers.js';
 
 const spiffe = (sa: string): string => `By=spiffe://cluster.local/ns/gw/sa/envoy;URI=spiffe://cluster.local/ns/shop/sa/${sa}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -347,32 +343,6 @@ describe('fail open: the store or the embeddings endpoint down or slow', () => {
     });
   });
 });
-
-/**
- * Like helpers' startE2E, with the provider on every endpoint of every priority of the shipped
- * envoy.yaml's clusters, whatever their number.
- */
-async function startE2E(kind: 'openai' | 'anthropic', gatewayConfig: Record<string, unknown>, stages: StageFactory<never>[] = []): Promise<E2E> {
-  const provider = await startFakeProvider({ kind });
-  const gateway = await startTestGateway(gatewayConfig, stages);
-  const bootstrap = parseBootstrap(loadBootstrapFile(envoyYamlPath));
-  const endpoints: Record<string, string[][]> = {};
-  for (const name of ['llm_chain', 'openai', 'anthropic', 'mistral']) {
-    const c = bootstrap.clusters.get(name);
-    if (c) endpoints[name] = c.priorities.map((p) => p.map(() => provider.url));
-  }
-  const envoy = await startStandin({ envoyYamlPath, extProcAddress: `127.0.0.1:${gateway.port}`, clusterEndpoints: endpoints, seed: 7 });
-  return {
-    gateway,
-    envoy,
-    provider,
-    async close() {
-      await envoy.close();
-      await gateway.close(200);
-      await provider.close();
-    },
-  };
-}
 
 async function freePort(): Promise<number> {
   const s = createServer();
