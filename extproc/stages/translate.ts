@@ -13,7 +13,7 @@
  * - Request body (the attempt filter is configured with no body; declaring this handler makes
  *   the server ask for it BUFFERED through `mode_override`): the model id becomes the step's
  *   `upstreamName`; OpenAI ⇄ Anthropic translation when the client's dialect differs from the
- *   provider's; Mistral's adaptation; `stream_options.include_usage` for OpenAI streams; `:path`
+ *   provider's; Mistral's adaptation; `stream_options.include_usage` towards OpenAI for Anthropic clients; `:path`
  *   of the provider's API; the client's credential headers removed and the provider's set
  *   (Envoy keeps one try's header mutations for the next, so every try sets all of them).
  * - Response headers: a status ≥ 400 cools the step (429 for its `retry-after`, 5xx, 529) so new
@@ -184,12 +184,11 @@ class TranslateStage implements Stage {
     let req: OpenAIChatRequest;
     if (client === 'anthropic') req = anthropicToOpenAIRequest(json, { model });
     else {
+      // An OpenAI client's stream_options stay its own: adding include_usage would put a chunk
+      // with empty `choices` in front of a client that did not ask for it (clients index
+      // choices[0]). Such a stream's usage is counted from its text and marked estimated.
+      // (Towards OpenAI for an Anthropic client the translator asks for it and consumes it.)
       req = stripCacheControl({ ...(json as OpenAIChatRequest), model });
-      if (stream && step.api === 'openai') {
-        // Exact usage at the end of the stream, for accounting (the client may not have asked).
-        const prev = isObj(req.stream_options) ? req.stream_options : {};
-        if (prev['include_usage'] !== true) req = { ...req, stream_options: { ...prev, include_usage: true } };
-      }
     }
     return step.api === 'mistral' ? adaptForMistral(req) : req;
   }

@@ -128,6 +128,15 @@ describe('translate stage: the answer', () => {
     expect(complete.responseBody.every((o) => o.body === undefined)).toBe(true);
   });
 
+  it('an OpenAI client streaming without include_usage: its stream_options stay its own (no usage chunk it did not ask for)', async () => {
+    const run = await attempt({ requestBody: { model: 'x', messages, stream: true }, metadata: carryOpenAI({ stream: true }), attributes: gpt });
+    const sent = JSON.parse(run.requestBody!.body!.toString()) as Record<string, unknown>;
+    expect(sent['stream']).toBe(true);
+    expect(sent['stream_options']).toBeUndefined();
+    const asked = await attempt({ requestBody: { model: 'x', messages, stream: true, stream_options: { include_usage: true } }, metadata: carryOpenAI({ stream: true, includeUsage: true }), attributes: gpt });
+    expect(JSON.parse(asked.requestBody!.body!.toString())).toMatchObject({ stream_options: { include_usage: true } });
+  });
+
   it('a same-dialect JSON answer is not read at all', async () => {
     const run = await attempt({ requestBody: { model: 'x', messages }, metadata: carryOpenAI(), attributes: gpt, responseHeaders: { 'content-type': 'application/json' }, responseChunks: ['{"id":"x"}'] });
     expect(run.x.responseBodyRequested).toBe(false);
