@@ -51,6 +51,19 @@ export function readError(body: unknown, status: number): ErrorInfo {
   return { message: `upstream answered ${status}` };
 }
 
+/**
+ * True when a provider's 400 says the prompt does not fit the model's context window: OpenAI's
+ * `code: context_length_exceeded` ("This model's maximum context length is …"), Anthropic's
+ * "prompt is too long: N tokens > M maximum", Mistral's "too large for model with N maximum
+ * context length". Such a request may fit a step with a larger window.
+ */
+export function isContextLengthError(status: number, body: unknown): boolean {
+  if (status !== 400 && status !== 413) return false;
+  const info = readError(body, status);
+  if (info.code === 'context_length_exceeded' || info.code === 'string_above_max_length') return true;
+  return /maximum context length|context window|context_length|prompt is too long|too many tokens|exceeds? the (?:maximum|model's) (?:context|token)/i.test(info.message);
+}
+
 /** Anthropic's error type for a status. */
 export function anthropicErrorType(status: number): string {
   switch (status) {

@@ -52,6 +52,7 @@ import { buildCatalog, cooldownUntil, stepFromUpstream, type Catalog, type Chain
 import { cooldownPolicyOf, routeEntryOptions, sharedCooldownStore } from '../routing/services.js';
 import { describeError } from '../telemetry/logger.js';
 import { dialectError } from './apiSurface.js';
+import { isContextLengthError } from '../providers/errors.js';
 import { routeCarry, routingConfigOf } from './route.js';
 
 export const translateOptionsSchema = z
@@ -82,8 +83,12 @@ interface AttemptState {
   /** The response body must be read: translated, or watched for its terminal event. */
   mode: 'none' | 'error' | 'json' | 'sse-translate' | 'sse-watch';
   translator: OpenAIToAnthropicStream | AnthropicToOpenAIStream | undefined;
+  /** The route whose chain this step belongs to (from the endpoint metadata). */
+  readonly route: string | undefined;
   /** The terminal event of a watched stream went by. */
   terminal: boolean;
+  /** A 400 is being read to see whether it is a context-length error a later step could take. */
+  checkContext: boolean;
 }
 
 const attemptState = slot<AttemptState>('translate.attempt');
@@ -162,7 +167,7 @@ class TranslateStage implements Stage {
     }
     x.editRequest(() => next);
     const provider = dialectOfApi(step.api);
-    x.set(attemptState, { step, client, provider, stream, includeUsage, mode: 'none', translator: undefined, terminal: false });
+    x.set(attemptState, { step, client, provider, stream, includeUsage, mode: 'none', translator: undefined, terminal: false, checkContext: false, route: found.route });
     // The server settles the response body mode before the response-headers handlers run, so
     // ask now for every answer that may need reading: a translated one (JSON, SSE or error),
     // Mistral's (its error shape is not OpenAI's), a stream to watch for its end.
@@ -229,6 +234,13 @@ class TranslateStage implements Stage {
       }
       // Mistral's flat error shape is not OpenAI's either.
       if (translate || st.step.api === 'mistral') st.mode = 'error';
+      // A 400 may say the prompt does not fit this step: when a later step of the chain has a
+      // larger window, read the body (BUFFERED: Envoy holds the headers until the body answer,
+      // whose header mutations then apply, facts §1.1) to turn it into a retry.
+      if (status === 400 && this.largerWindowLater(st)) {
+        st.checkContext = true;
+        x.wantResponseBody();
+      }
       return;
     }
     if (x.responseIsEventStream) {
@@ -242,6 +254,16 @@ class TranslateStage implements Stage {
   responseBody(x: Exchange, out: PhaseOutput, chunk: BodyChunk): void {
     const st = x.get(attemptState);
     if (!st) return;
+    if (st.checkContext && chunk.endOfStream && isContextLengthError(x.responseStatus ?? 400, chunk.bytes)) {
+      // Envoy retries only on statuses: answer this try as a 503 (in the chain's retriable codes,
+      // checked by largerWindowLater), so the router moves to the next priority; a context-length
+      // error is the request's, not the step's fault, so nothing is cooled.
+      out.setHeader(':status', '503');
+      out.setHeader('x-gateway-retry-reason', 'context-length');
+      out.setMetadata('ai_gateway', 'context_exceeded', st.step.model);
+      if (x.logs('info')) x.log.info('prompt does not fit this step; retrying on a larger window', { model: st.step.model });
+      return;
+    }
     switch (st.mode) {
       case 'error': {
         const status = x.responseStatus ?? 500;
@@ -280,6 +302,17 @@ class TranslateStage implements Stage {
       default:
         return;
     }
+  }
+
+  /**
+   * True when a later step of this try's chain has a larger context window, and the chain
+   * retries on 503 (what a context-length 400 is answered as).
+   */
+  private largerWindowLater(st: AttemptState): boolean {
+    const route = st.route === undefined ? undefined : this.catalog.routeByName.get(st.route);
+    if (!route || !route.retry.statusCodes.includes(503)) return false;
+    const here = st.step.contextWindow ?? 0;
+    return route.steps.some((s) => s.index > st.step.index && (s.contextWindow ?? 0) > here);
   }
 
   /**

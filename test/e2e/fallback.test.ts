@@ -178,3 +178,47 @@ describe('two gateway replicas', () => {
     expect(fakes.openai.requests[0]!.json).toMatchObject({ model: 'gpt-4o', messages });
   });
 });
+
+describe('a context-length error moves to a step with a larger window', () => {
+  // gpt-4o (128k) first, claude-opus-4 (200k) after it.
+  const raw = routingConfigRaw({
+    pipeline: { stages: ['parse-request', { name: 'route', cooldown: { maxMs: 1 } }, 'translate'] },
+    routes: [{ name: 'main', model: 'gpt-4o', fallback: ['claude-opus-4'], retryOn: [429, 500, 502, 503, 504, 529, 'connect-failure', 'reset'] }],
+  });
+  let ctx: RoutingE2E;
+  beforeAll(async () => {
+    ctx = await startRoutingE2E(raw, { fakes });
+  });
+  afterAll(() => ctx.close());
+
+  it.each([false, true])('OpenAI says context_length_exceeded: Claude, with the larger window, serves (stream: %s)', async (stream) => {
+    fakes.openai.script({ error: { status: 400, type: 'invalid_request_error', code: 'context_length_exceeded', message: "This model's maximum context length is 128000 tokens. However, your messages resulted in 131072 tokens." } });
+    const oa = new OpenAI({ baseURL: `${ctx.envoy.url}/v1`, apiKey: 'sk-client', maxRetries: 0 });
+    let text = '';
+    let headers: Headers;
+    if (stream) {
+      const { data, response } = await oa.chat.completions.create({ model: 'gpt-4o', messages, stream: true }).withResponse();
+      for await (const c of data) text += c.choices[0]?.delta?.content ?? '';
+      headers = response.headers;
+    } else {
+      const { data, response } = await oa.chat.completions.create({ model: 'gpt-4o', messages }).withResponse();
+      text = data.choices[0]!.message.content ?? '';
+      headers = response.headers;
+    }
+    expect(text).toContain('fake anthropic reply');
+    expect(headers.get('x-gateway-model')).toBe('claude-opus-4');
+    expect(headers.get('x-gateway-attempts')).toBe('2');
+    expect(fakes.openai.requests).toHaveLength(1);
+    expect(fakes.anthropic.requests).toHaveLength(1);
+  });
+
+  it('any other 400 still reaches the client unchanged, and the step is not cooled', async () => {
+    fakes.openai.script({ error: { status: 400, type: 'invalid_request_error', message: 'temperature: must be at most 2' } });
+    const oa = new OpenAI({ baseURL: `${ctx.envoy.url}/v1`, apiKey: 'sk-client', maxRetries: 0 });
+    const err = await oa.chat.completions.create({ model: 'gpt-4o', messages }).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(fakes.anthropic.requests).toHaveLength(0);
+    const ok = await oa.chat.completions.create({ model: 'gpt-4o', messages }).withResponse();
+    expect(ok.response.headers.get('x-gateway-model')).toBe('gpt-4o');
+  });
+});
