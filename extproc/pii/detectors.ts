@@ -84,28 +84,38 @@ const anchored: readonly Anchored[] = [
   },
 ];
 
+/** Every anchor of every anchored detector, longest first, as one alternation. */
+const anchorNeedles: readonly (readonly [string, Anchored])[] = anchored.flatMap((d) => d.needles.map((n) => [n, d] as const)).sort((a, b) => b[0].length - a[0].length);
+const anchorRe = new RegExp(
+  [...new Set(anchorNeedles.map(([n]) => n))].map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'),
+  'g',
+);
+
+/**
+ * One pass over the text for all anchors (an alternation of literals) instead of one indexOf
+ * scan per needle: at each anchor, every detector whose needle starts there is tried ("sk-ant-"
+ * also starts "sk-"). Overlapping candidates are settled later by resolveOverlaps.
+ */
 function detectAnchored(text: string, enabled: ReadonlySet<string>, out: Out): void {
-  for (const d of anchored) {
-    if (!enabled.has(d.type)) continue;
-    for (const needle of d.needles) {
-      let from = 0;
-      for (;;) {
-        const at = text.indexOf(needle, from);
-        if (at === -1) break;
-        from = at + 1;
-        if (isWord(text.charCodeAt(at - 1))) continue;
-        d.re.lastIndex = at;
-        const m = d.re.exec(text);
-        if (m === null) continue;
-        const end = at + m[0].length;
-        const next = text.charCodeAt(end);
-        if (isAlnum(next) || (d.group === undefined && (next === 95 || next === 45))) continue;
-        const value = d.group === undefined ? m[0] : (m[d.group] ?? '');
-        if (d.check !== undefined && !d.check(value)) continue;
-        push(out, end - value.length, end, d.type);
-        from = end;
-      }
+  anchorRe.lastIndex = 0;
+  for (let m = anchorRe.exec(text); m !== null; m = anchorRe.exec(text)) {
+    const at = m.index;
+    anchorRe.lastIndex = at + 1;
+    if (isWord(text.charCodeAt(at - 1))) continue;
+    for (const [needle, d] of anchorNeedles) {
+      if (!enabled.has(d.type) || !text.startsWith(needle, at)) continue;
+      d.re.lastIndex = at;
+      const r = d.re.exec(text);
+      if (r === null) continue;
+      const end = at + r[0].length;
+      const next = text.charCodeAt(end);
+      if (isAlnum(next) || (d.group === undefined && (next === 95 || next === 45))) continue;
+      const value = d.group === undefined ? r[0] : (r[d.group] ?? '');
+      if (d.check !== undefined && !d.check(value)) continue;
+      push(out, end - value.length, end, d.type);
     }
+    // Anchors inside a found entity are still tried: another detector's entity may start there
+    // ("Bearer sk-proj-…": the key type wins over the generic bearer in resolveOverlaps).
   }
 }
 

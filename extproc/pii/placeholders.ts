@@ -20,7 +20,8 @@ export const placeholderPattern = /<[A-Z][A-Z0-9_]{0,60}_[1-9][0-9]{0,8}>/g;
 export type RestoreMode = 'text' | 'json';
 
 export class PlaceholderTable {
-  private readonly byValue = new Map<string, string>();
+  /** type → value → placeholder (nested: no key string built per entity). */
+  private readonly byValue = new Map<string, Map<string, string>>();
   private readonly values = new Map<string, string>();
   private readonly jsonValues = new Map<string, string>();
   private readonly reserved = new Set<string>();
@@ -47,16 +48,18 @@ export class PlaceholderTable {
         // Issued before the literal was seen: withdraw it (see module doc).
         this.values.delete(lit);
         this.jsonValues.delete(lit);
-        for (const [k, v] of this.byValue) if (v === lit) this.byValue.delete(k);
+        for (const byType of this.byValue.values()) for (const [k, v] of byType) if (v === lit) byType.delete(k);
       }
     }
   }
 
   /** The placeholder for `value` of `type`: the same one every time within the request. */
   issue(type: string, value: string): string {
-    const key = `${type}\u0000${value}`;
-    const known = this.byValue.get(key);
+    let byType = this.byValue.get(type);
+    if (byType === undefined) this.byValue.set(type, (byType = new Map()));
+    const known = byType.get(value);
     if (known !== undefined) return known;
+    const first = !this.counters.has(type);
     let n = this.counters.get(type) ?? 0;
     let ph: string;
     do {
@@ -64,10 +67,10 @@ export class PlaceholderTable {
       ph = `<${type}_${n}>`;
     } while (this.reserved.has(ph) || this.values.has(ph));
     this.counters.set(type, n);
-    this.byValue.set(key, ph);
+    byType.set(value, ph);
     this.values.set(ph, value);
     this.reserved.add(ph);
-    if (n === 1 || !this.typePrefixes.has(`<${type}_`)) {
+    if (first) {
       const head = `<${type}_`;
       for (let i = 1; i <= head.length; i++) this.typePrefixes.add(head.slice(0, i));
     }
