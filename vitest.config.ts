@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // After the run: no gateway log line of any test may hold a key or an e-mail address.
+    globalSetup: ['test/helpers/logAudit.ts'],
   },
 });
