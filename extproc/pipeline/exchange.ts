@@ -182,7 +182,9 @@ export class StreamExchange implements Exchange {
 
   requestHeaders: HeaderView | undefined;
   requestBody: Buffer | undefined;
-  responseHeaders: HeaderView | undefined;
+  private responseHeaderView: HeaderView | undefined;
+  /** Memo of responseIsEventStream (asked on every chunk by several stages). */
+  private eventStream: boolean | undefined;
   uninspectable: string | undefined;
   router: RouterView | undefined;
   private upstreamValue: UpstreamInfo | undefined;
@@ -248,8 +250,17 @@ export class StreamExchange implements Exchange {
     return status === undefined ? undefined : Number(status);
   }
 
+  get responseHeaders(): HeaderView | undefined {
+    return this.responseHeaderView;
+  }
+
+  set responseHeaders(headers: HeaderView | undefined) {
+    this.responseHeaderView = headers;
+    this.eventStream = undefined;
+  }
+
   get responseIsEventStream(): boolean {
-    return /^text\/event-stream/i.test(this.responseHeaders?.get('content-type') ?? '');
+    return (this.eventStream ??= /^text\/event-stream/i.test(this.responseHeaderView?.get('content-type') ?? ''));
   }
 
   get signal(): AbortSignal {
