@@ -19,6 +19,25 @@ function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/**
+ * Each event's JSON, parsed once: the usage stage and the rate-limit stage each keep a collector
+ * for the same response, and both read the same event objects (`x.responseEvents` is shared).
+ */
+const parsed = new WeakMap<SseEvent, unknown>();
+
+function parsedData(e: SseEvent): unknown {
+  let json = parsed.get(e);
+  if (json === undefined && !parsed.has(e)) {
+    try {
+      json = JSON.parse(e.data);
+    } catch {
+      json = undefined;
+    }
+    parsed.set(e, json);
+  }
+  return json;
+}
+
 /** One response's usage facts. */
 export class UsageCollector {
   readonly extractor: UsageExtractor;
@@ -86,12 +105,7 @@ export class UsageCollector {
       return;
     }
     if (data.length === 0 || (data.charCodeAt(0) !== 123 /* { */ && data.trimStart()[0] !== '{')) return;
-    let json: unknown;
-    try {
-      json = JSON.parse(data);
-    } catch {
-      return;
-    }
+    const json = parsedData(e);
     if (!isObj(json)) return;
     if (this.dialect === 'openai') {
       if (this.responseModel === undefined && typeof json['model'] === 'string') this.responseModel = json['model'];
