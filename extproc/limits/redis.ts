@@ -13,7 +13,10 @@
  * (caller, model, route) would span slots in Redis Cluster.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { lazyRequire } from '../lazyRequire.js';
+
+const ioredis = lazyRequire<typeof import('ioredis')>('ioredis');
 import { RESERVE_LUA, SETTLE_LUA } from './lua.js';
 import { amountFor, budgetCounters, compileRules, planCounters, rateLimitInfo, retryAfter, settleTarget, violates } from './plan.js';
 import type { CompiledRule } from './plan.js';
@@ -41,7 +44,7 @@ const SETTLE = script(SETTLE_LUA);
 
 /** A client configured to fail fast (no offline queue, no retries, a per-command timeout). */
 export function createFailFastClient(url: string, timeoutMs: number): Redis {
-  return new Redis(url, {
+  return new (ioredis().Redis)(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: timeoutMs,

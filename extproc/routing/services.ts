@@ -5,7 +5,10 @@
  * cooldown store and one latency average per process, through `deps.services.shared`, so both
  * stages of a generation, and the next generation with the same settings, use the same ones.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { lazyRequire } from '../lazyRequire.js';
+
+const ioredis = lazyRequire<typeof import('ioredis')>('ioredis');
 import type { Services } from '../pipeline/services.js';
 import { MemoryCooldownStore, type CooldownPolicy, type CooldownStore } from './cooldown.js';
 import { LatencyEwma } from './latency.js';
@@ -24,7 +27,7 @@ export function cooldownPolicyOf(c: CooldownOptions): CooldownPolicy {
 
 /** A Redis client that fails fast: routing must never wait long on shared state. */
 function cooldownClient(url: string): Redis {
-  const client = new Redis(url, {
+  const client = new (ioredis().Redis)(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: 50,

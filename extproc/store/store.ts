@@ -3,7 +3,10 @@
  * `openStore`: the one entry point. Embedded → start the PGlite worker and point a `pg.Pool` at
  * it; postgres → a `pg.Pool` on the URL. Either way callers get the same pool and SQL.
  */
-import pg from 'pg';
+import type pg from 'pg';
+import { lazyRequire } from '../lazyRequire.js';
+
+const pgModule = lazyRequire<typeof import('pg')>('pg');
 import { startEmbeddedServer, type EmbeddedServer } from './embedded.js';
 import { runMigrations, MIGRATIONS, type Migration } from './migrations.js';
 import type { Store, StoreConfig, StoreEvent } from './types.js';
@@ -32,7 +35,7 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions =
       restartOnCrash: config.restartOnCrash ?? true,
       ...(onEvent ? { onEvent } : {}),
     });
-    pool = new pg.Pool({
+    pool = new (pgModule().Pool)({
       host: '127.0.0.1',
       port: embedded.port,
       user: 'postgres',
@@ -42,7 +45,7 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions =
       connectionTimeoutMillis: 5_000,
     });
   } else {
-    pool = new pg.Pool({ connectionString: config.url, max: config.poolSize ?? 10, connectionTimeoutMillis: 5_000 });
+    pool = new (pgModule().Pool)({ connectionString: config.url, max: config.poolSize ?? 10, connectionTimeoutMillis: 5_000 });
   }
   // An idle client whose server went away emits 'error' on the pool; unhandled, it would kill
   // the gateway. The next query simply opens a new connection.

@@ -13,10 +13,15 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Attributes, Counter, Histogram, Meter } from '@opentelemetry/api';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider, PeriodicExportingMetricReader, type IMetricReader } from '@opentelemetry/sdk-metrics';
+import type { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
+import type { IMetricReader, MeterProvider } from '@opentelemetry/sdk-metrics';
+import { lazyRequire } from '../lazyRequire.js';
+
+// Loaded when a usage stage first builds its metrics (see lazyRequire.ts).
+const otlpMetrics = lazyRequire<typeof import('@opentelemetry/exporter-metrics-otlp-http')>('@opentelemetry/exporter-metrics-otlp-http');
+const prometheus = lazyRequire<typeof import('@opentelemetry/exporter-prometheus')>('@opentelemetry/exporter-prometheus');
+const resources = lazyRequire<typeof import('@opentelemetry/resources')>('@opentelemetry/resources');
+const sdkMetrics = lazyRequire<typeof import('@opentelemetry/sdk-metrics')>('@opentelemetry/sdk-metrics');
 import type { UsageRecord } from '../usage/record.js';
 import { version as VERSION } from '../version.js';
 import type { Logger } from './logger.js';
@@ -70,20 +75,20 @@ export class GatewayMetrics {
     const readers: IMetricReader[] = [];
     let exporter: PrometheusExporter | undefined;
     if (options.prometheus) {
-      exporter = new PrometheusExporter({ preventServerStart: true });
+      exporter = new (prometheus().PrometheusExporter)({ preventServerStart: true });
       readers.push(exporter);
     }
     if (options.otlp) {
       readers.push(
-        new PeriodicExportingMetricReader({
-          exporter: new OTLPMetricExporter({ url: options.otlp.url, ...(options.otlp.headers ? { headers: options.otlp.headers } : {}) }),
+        new (sdkMetrics().PeriodicExportingMetricReader)({
+          exporter: new (otlpMetrics().OTLPMetricExporter)({ url: options.otlp.url, ...(options.otlp.headers ? { headers: options.otlp.headers } : {}) }),
           exportIntervalMillis: options.otlp.intervalMs,
           exportTimeoutMillis: Math.min(options.otlp.intervalMs, 30_000),
         }),
       );
     }
-    this.provider = new MeterProvider({
-      resource: resourceFromAttributes({ 'service.name': 'envoy-llm-gateway', 'service.version': VERSION }),
+    this.provider = new (sdkMetrics().MeterProvider)({
+      resource: resources().resourceFromAttributes({ 'service.name': 'envoy-llm-gateway', 'service.version': VERSION }),
       readers,
     });
     const meter: Meter = this.provider.getMeter('envoy-llm-gateway', VERSION);

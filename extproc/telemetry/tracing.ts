@@ -6,9 +6,13 @@
  * in batches; without a configured exporter no span is built (the record still carries the trace id).
  */
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Context } from '@opentelemetry/api';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { BasicTracerProvider, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { lazyRequire } from '../lazyRequire.js';
+
+// Loaded when a request tracer is first built (see lazyRequire.ts).
+const otlpTrace = lazyRequire<typeof import('@opentelemetry/exporter-trace-otlp-http')>('@opentelemetry/exporter-trace-otlp-http');
+const resources = lazyRequire<typeof import('@opentelemetry/resources')>('@opentelemetry/resources');
+const sdkTrace = lazyRequire<typeof import('@opentelemetry/sdk-trace-base')>('@opentelemetry/sdk-trace-base');
 import type { UsageRecord } from '../usage/record.js';
 import { version } from '../version.js';
 
@@ -30,9 +34,9 @@ export class RequestTracer {
 
   /** `exporter`: where spans go; `batch` false exports each span at once (tests). */
   constructor(exporter: SpanExporter, batch = true) {
-    this.provider = new BasicTracerProvider({
-      resource: resourceFromAttributes({ 'service.name': 'envoy-llm-gateway', 'service.version': version }),
-      spanProcessors: [batch ? new BatchSpanProcessor(exporter) : new SimpleSpanProcessor(exporter)],
+    this.provider = new (sdkTrace().BasicTracerProvider)({
+      resource: resources().resourceFromAttributes({ 'service.name': 'envoy-llm-gateway', 'service.version': version }),
+      spanProcessors: [batch ? new (sdkTrace().BatchSpanProcessor)(exporter) : new (sdkTrace().SimpleSpanProcessor)(exporter)],
     });
     this.tracer = this.provider.getTracer('envoy-llm-gateway', version);
   }
@@ -78,5 +82,5 @@ export class RequestTracer {
 /** A tracer for the options, or undefined when no exporter is configured. */
 export function createRequestTracer(options: TracingOptions | undefined): RequestTracer | undefined {
   if (!options?.otlp) return undefined;
-  return new RequestTracer(new OTLPTraceExporter({ url: options.otlp.url, ...(options.otlp.headers ? { headers: options.otlp.headers } : {}) }));
+  return new RequestTracer(new (otlpTrace().OTLPTraceExporter)({ url: options.otlp.url, ...(options.otlp.headers ? { headers: options.otlp.headers } : {}) }));
 }
