@@ -8,7 +8,7 @@
  * respect to each other, the same guarantee the Redis Lua script gives across replicas.
  */
 import { randomUUID } from 'node:crypto';
-import { amountFor, budgetCounters, compileRules, planCounters, rateLimitInfo, retryAfter, settleTarget, violates } from './plan.js';
+import { amountFor, budgetCounters, compileRules, newReservation, planCounters, rateLimitInfo, retryAfter, settleTarget, violates } from './plan.js';
 import type { CompiledRule } from './plan.js';
 import type { RateLimitOptions } from './options.js';
 import type { BudgetUsage, Decision, LimitAmounts, LimitHit, LimitKeys, Limiter, Reservation, ReserveRequest } from './types.js';
@@ -73,15 +73,7 @@ export class MemoryLimiter implements Limiter {
         this.add(c.key, c.amount, c.ttlMs, now);
       }
     }
-    const reservation: Reservation = {
-      id,
-      backend,
-      keys: { caller: request.caller, model: request.model, route: request.route },
-      estimate: request.estimate,
-      counters: plan.map((c) => ({ key: c.key, base: c.base, kind: c.kind, metric: c.metric, amount: c.amount, window: c.window })),
-      createdAt: now,
-      done: false,
-    };
+    const reservation = newReservation(id, backend, request, plan, now);
     return { admitted: true, reservation, info: rateLimitInfo(plan, used, true, now) };
   }
 

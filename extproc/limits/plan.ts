@@ -11,7 +11,7 @@
  */
 import { usdToMicros } from './options.js';
 import type { LimitMetric, LimitScope, RateLimitOptions } from './options.js';
-import type { CounterKind, LimitKeys, LimitAmounts, RateLimitInfo } from './types.js';
+import type { CounterKind, LimitKeys, LimitAmounts, RateLimitInfo, Reservation, ReserveRequest } from './types.js';
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
@@ -233,4 +233,17 @@ export function budgetCounters(
     }
   }
   return out;
+}
+
+/** The reservation an admitted request holds until it settles: what each backend returns. */
+export function newReservation(id: string, backend: Reservation['backend'], request: ReserveRequest, plan: readonly PlannedCounter[], now: number): Reservation {
+  return {
+    id,
+    backend,
+    keys: { caller: request.caller, model: request.model, route: request.route },
+    estimate: request.estimate,
+    counters: plan.map((c) => ({ key: c.key, base: c.base, kind: c.kind, metric: c.metric, amount: c.amount, window: c.window })),
+    createdAt: now,
+    done: false,
+  };
 }

@@ -18,7 +18,7 @@ import { lazyRequire } from '../lazyRequire.js';
 
 const ioredis = lazyRequire<typeof import('ioredis')>('ioredis');
 import { RESERVE_LUA, SETTLE_LUA } from './lua.js';
-import { amountFor, budgetCounters, compileRules, planCounters, rateLimitInfo, retryAfter, settleTarget, violates } from './plan.js';
+import { amountFor, budgetCounters, compileRules, newReservation, planCounters, rateLimitInfo, retryAfter, settleTarget, violates } from './plan.js';
 import type { CompiledRule } from './plan.js';
 import type { RateLimitOptions } from './options.js';
 import type { BudgetUsage, Decision, LimitAmounts, LimitHit, Limiter, Reservation, ReserveRequest } from './types.js';
@@ -131,15 +131,7 @@ export class RedisLimiter implements Limiter {
       });
       return { admitted: false, retryAfterMs, limit: hits[0]!, hits, info: rateLimitInfo(plan, used, false, now) };
     }
-    const reservation: Reservation = {
-      id,
-      backend: 'redis',
-      keys: { caller: request.caller, model: request.model, route: request.route },
-      estimate: request.estimate,
-      counters: plan.map((c) => ({ key: c.key, base: c.base, kind: c.kind, metric: c.metric, amount: c.amount, window: c.window })),
-      createdAt: now,
-      done: false,
-    };
+    const reservation = newReservation(id, 'redis', request, plan, now);
     return { admitted: true, reservation, info: rateLimitInfo(plan, used, true, now) };
   }
 
