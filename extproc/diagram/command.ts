@@ -11,6 +11,7 @@ import { toDot } from './dot.js';
 import { GraphvizMissingError, renderGraphviz } from './graphviz.js';
 import { toMermaid } from './mermaid.js';
 import { buildDiagram } from './model.js';
+import { parseFlags } from '../cliArgs.js';
 
 export interface DiagramIo {
   readonly stdout: (data: string | Uint8Array) => void;
@@ -31,31 +32,15 @@ export async function diagramCommand(
   argv: readonly string[],
   io: DiagramIo = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
 ): Promise<number> {
-  let config: string | undefined;
-  let out: string | undefined;
-  let format: Format = 'mermaid';
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const eq = a.indexOf('=');
-    const [flag, inline] = a.startsWith('--') && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
-    const value = (): string | undefined => inline ?? argv[++i];
-    if (flag === '--config') config = value();
-    else if (flag === '--out') out = value();
-    else if (flag === '--format') {
-      const f = value();
-      if (!FORMATS.includes(f as Format)) {
-        io.stderr(`diagram: --format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(f ?? '')}\n${usage}`);
-        return 2;
-      }
-      format = f as Format;
-    } else if (flag === '--help' || flag === '-h') {
-      io.stdout(usage);
-      return 0;
-    } else {
-      io.stderr(`diagram: unknown argument ${JSON.stringify(a)}\n${usage}`);
-      return 2;
-    }
+  const parsed = parseFlags('diagram', argv, ['config', 'out', 'format'], usage, io);
+  if ('exit' in parsed) return parsed.exit;
+  const { config, out } = parsed.values;
+  const f = parsed.values.format ?? 'mermaid';
+  if (!FORMATS.includes(f as Format)) {
+    io.stderr(`diagram: --format must be one of ${FORMATS.join(', ')}, got ${JSON.stringify(f)}\n${usage}`);
+    return 2;
   }
+  const format = f as Format;
   if (!config) {
     io.stderr(`diagram: --config FILE is required\n${usage}`);
     return 2;

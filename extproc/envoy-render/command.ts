@@ -6,6 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { ConfigError, loadConfigFile } from '../config/load.js';
+import { parseFlags } from '../cliArgs.js';
 import { renderEnvoy } from './render.js';
 
 export interface RenderEnvoyIo {
@@ -24,23 +25,9 @@ export async function renderEnvoyCommand(
   argv: readonly string[],
   io: RenderEnvoyIo = { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) },
 ): Promise<number> {
-  let config: string | undefined;
-  let out: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const eq = a.indexOf('=');
-    const [flag, inline] = a.startsWith('--') && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
-    const value = (): string | undefined => inline ?? argv[++i];
-    if (flag === '--config') config = value();
-    else if (flag === '--out') out = value();
-    else if (flag === '--help' || flag === '-h') {
-      io.stdout(usage);
-      return 0;
-    } else {
-      io.stderr(`render-envoy: unknown argument ${JSON.stringify(a)}\n${usage}`);
-      return 2;
-    }
-  }
+  const parsed = parseFlags('render-envoy', argv, ['config', 'out'], usage, io);
+  if ('exit' in parsed) return parsed.exit;
+  const { config, out } = parsed.values;
   if (!config) {
     io.stderr(`render-envoy: --config FILE is required\n${usage}`);
     return 2;
