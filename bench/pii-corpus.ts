@@ -3,6 +3,7 @@
 // negatives that must survive (order/invoice numbers, timestamps, dates, versions, UUIDs,
 // hashes, numbers failing their checksum). Every planted entity's exact span is recorded.
 import { ibanLengths, ibanMod97, luhnValid } from '../extproc/pii/checksums.js';
+import { mulberry32 } from '../test/helpers/prng.js';
 
 /** A planted entity: `doc.text.slice(start, end)` is the value. */
 export interface Label {
@@ -20,17 +21,8 @@ export interface CorpusDoc {
 export type Style = 'chat' | 'code' | 'email' | 'log' | 'json' | 'table';
 export const styles: readonly Style[] = ['chat', 'code', 'email', 'log', 'json', 'table'];
 
-/** mulberry32: small, fast, good enough for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG (mulberry32, test/helpers/prng.ts). */
+export const rng = mulberry32;
 
 class Gen {
   constructor(readonly r: () => number) {}

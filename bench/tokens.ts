@@ -8,20 +8,11 @@ import { countTokens as gptO200k } from 'gpt-tokenizer/encoding/o200k_base';
 import { countTokens as gptCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { TokenCounter } from '../extproc/tokens/counter.js';
 import { countBpe } from '../extproc/tokens/bpe.js';
+import { mulberry32 } from '../test/helpers/prng.js';
 
 const PLAIN = { disallowedSpecial: new Set<string>() };
 
-/** Deterministic pseudo-random generator (mulberry32), so every run counts the same texts. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const WORDS = ('the quick brown fox jumps over lazy dog support ticket network latency customer invoice ' +
   'database migration kubernetes deployment rollback certificate renewal quarterly revenue forecast ' +

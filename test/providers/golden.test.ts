@@ -1,18 +1,9 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { FIXTURES, fixture, jsonCases, jsonText, streamCases, translateChunks } from './cases.js';
+import { mulberry32 } from '../helpers/prng.js';
 
-/** mulberry32: a small seeded PRNG, so every run cuts the same way and a failure names its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 /** Cuts `bytes` into chunks of random sizes up to `max` (fresh copies, as Envoy hands them over). */
 function chunked(bytes: Uint8Array, rand: () => number, max: number): Uint8Array[] {

@@ -7,6 +7,7 @@ import { usageOptionsSchema } from '../../extproc/usage/options.js';
 import { createLogger } from '../../extproc/telemetry/logger.js';
 import type { Pipeline } from '../../extproc/pipeline/pipeline.js';
 import { pipelineOf } from '../helpers/harness.js';
+import { mulberry32 } from '../helpers/prng.js';
 
 export const testCatalog: Catalog = {
   providers: { openai: {}, anthropic: {}, mistral: {} },
@@ -31,17 +32,8 @@ export function usagePipeline(options: Record<string, unknown> = {}, pipelineOpt
   return { pipeline, stage, close: () => registry.closeAll() };
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG (mulberry32, test/helpers/prng.ts). */
+export const rng = mulberry32;
 
 /** `bytes` cut at random boundaries (possibly inside an event, a line or a UTF-8 character). */
 export function randomSplit(bytes: Buffer, seed: number, maxPiece = 40): Buffer[] {
