@@ -54,6 +54,13 @@ export interface SemanticCacheOptions {
   verifyContentWords?: boolean;
   /** Background failures (writes, purge), for the log and metrics. */
   onError?: (what: 'write' | 'hit' | 'purge' | 'evict', err: unknown) => void;
+  /**
+   * This process is the store's only writer (the embedded store: its data directory is locked to
+   * one gateway). The cache then keeps, per scope, until when it holds a live entry, and answers
+   * a lookup in a scope with none as a miss without any SQL. Never set it on a shared Postgres:
+   * another replica's entries would be missed.
+   */
+  singleWriter?: boolean;
 }
 
 export interface LookupQuery {
@@ -141,6 +148,12 @@ export class SemanticCache {
   private readonly entries: WriteQueue<CacheEntry>;
   private readonly hits: WriteQueue<PendingHit>;
   private purgeTimer: NodeJS.Timeout | undefined;
+  /**
+   * With `singleWriter`: scope → latest expiry of an entry written to it (ms), loaded from the
+   * store at start, raised by every write. Deletions (purge, eviction) may leave it too high,
+   * which only costs a query; it is never too low, since every write goes through this process.
+   */
+  private liveUntil: Map<string, number> | undefined;
 
   constructor(private readonly opts: SemanticCacheOptions) {
     this.ttlMs = opts.ttlMs ?? 24 * 3600_000;
@@ -158,6 +171,7 @@ export class SemanticCache {
         client.query('SET hnsw.iterative_scan = relaxed_order').catch(() => {});
       });
     }
+    if (opts.singleWriter) this.loadLiveScopes();
     const every = opts.purgeIntervalMs ?? 600_000;
     if (every > 0) {
       this.purgeTimer = setInterval(() => {
@@ -170,6 +184,8 @@ export class SemanticCache {
   async lookup(q: LookupQuery): Promise<LookupResult> {
     if (!(q.threshold > 0 && q.threshold <= 1)) throw new RangeError('threshold must be in (0, 1]');
     const now = q.now ?? Date.now();
+    // A scope this (only) writer never filled, or whose entries all expired: nothing to find.
+    if (this.liveUntil && (this.liveUntil.get(q.scopeKey) ?? 0) <= now) return { hit: false, reason: 'no-entry' };
     const oldest = new Date(q.maxAgeMs === undefined ? 0 : now - q.maxAgeMs);
     // One statement answers both "is there an exact entry?" and "could a similar one exist?": a
     // scope with no live embedded entry cannot give a similar hit, so such a miss costs neither
@@ -269,6 +285,29 @@ export class SemanticCache {
     }
   }
 
+  /** Loads every scope's latest expiry; until it is in, lookups ask the store. */
+  private loadLiveScopes(): void {
+    this.opts.store.pool
+      .query<{ scope_key: string; until: Date }>(`SELECT scope_key, max(expires_at) AS until FROM ${this.t} WHERE expires_at > now() GROUP BY scope_key`)
+      .then((r) => {
+        const m = new Map<string, number>();
+        for (const row of r.rows) m.set(row.scope_key, row.until.getTime());
+        // Writes that landed while loading raised nothing yet: merge what they recorded.
+        for (const [k, v] of this.pendingLive) m.set(k, Math.max(m.get(k) ?? 0, v));
+        this.pendingLive.clear();
+        this.liveUntil = m;
+      })
+      .catch((err: unknown) => this.opts.onError?.('purge', err)); // without the index, every lookup asks the store
+  }
+
+  /** Scope expiries written before the index was loaded. */
+  private readonly pendingLive = new Map<string, number>();
+
+  private noteLive(scope: string, until: number): void {
+    const target = this.liveUntil ?? (this.opts.singleWriter ? this.pendingLive : undefined);
+    if (target && (target.get(scope) ?? 0) < until) target.set(scope, until);
+  }
+
   private async writeEntries(batch: CacheEntry[]): Promise<void> {
     // One row per key per statement (ON CONFLICT cannot touch a row twice); the last wins.
     const byKey = new Map<string, CacheEntry>();
@@ -302,6 +341,7 @@ export class SemanticCache {
        WHERE ${this.t}.expires_at <= EXCLUDED.created_at`,
       params,
     );
+    for (const e of byKey.values()) this.noteLive(e.scopeKey, (e.now ?? Date.now()) + (e.ttlMs ?? this.ttlMs));
     const scopes = [...new Set([...byKey.values()].map((e) => e.scopeKey))];
     try {
       await this.opts.store.pool.query(

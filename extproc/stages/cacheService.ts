@@ -218,6 +218,8 @@ export class CacheService {
         candidates: this.config.candidates,
         maxPendingWrites: this.config.maxPendingWrites,
         onError: (what, err) => this.failure(what === 'write' ? 'write' : 'store', err),
+        // The embedded store's data directory is locked to this gateway: it is the only writer.
+        singleWriter: storeConfig.kind === 'embedded',
       });
       this.storeValue = store;
       this.cacheValue = cache;

@@ -179,3 +179,48 @@ describe.each(BACKENDS)('semantic cache on %s', (kind) => {
     }
   });
 });
+
+describe('the only writer (embedded store) answers empty scopes without SQL', () => {
+  let backend: Backend;
+  let store: Store;
+  let cache: SemanticCache;
+  let statements = 0;
+  beforeAll(async () => {
+    backend = await startBackend('embedded');
+    store = await backend.open();
+    await store.migrate();
+    // An entry written before this cache started: the index loaded at start must know it.
+    const before = new SemanticCache({ store, embedderId: embedder.id, purgeIntervalMs: 0 });
+    before.store(await entry('carol', 'Earlier question?', { text: 'Earlier answer.' }, { now: Date.now() }));
+    await before.flush();
+    await before.close();
+    const query0 = store.pool.query.bind(store.pool);
+    (store.pool as unknown as { query: unknown }).query = (...args: unknown[]) => {
+      statements++;
+      return (query0 as (...a: unknown[]) => unknown)(...args);
+    };
+    cache = new SemanticCache({ store, embedderId: embedder.id, purgeIntervalMs: 0, singleWriter: true });
+    for (let i = 0; i < 100 && statements === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100)); // the index load
+  });
+  afterAll(async () => {
+    await cache?.close();
+    await store?.close();
+    await backend?.dispose();
+  });
+
+  it('a never-filled scope is a miss with no statement; a written one hits; an entry from before start is known', async () => {
+    const now = Date.now();
+    const before = statements;
+    expect(await cache.lookup(query('dave', 'Anything at all?', { now }))).toEqual({ hit: false, reason: 'no-entry' });
+    expect(statements).toBe(before);
+    cache.store(await entry('dave', 'Anything at all?', { text: 'Yes.' }, { now }));
+    await cache.flush();
+    expect(await cache.lookup(query('dave', 'Anything at all?', { now: now + 1 }))).toMatchObject({ hit: true, match: 'exact' });
+    expect(await cache.lookup(query('carol', 'Earlier question?', { now: Date.now() }))).toMatchObject({ hit: true, match: 'exact' });
+    // After its entries expired, the scope is empty again: no statement.
+    const later = statements;
+    expect(await cache.lookup(query('dave', 'Anything at all?', { now: now + 25 * 3600_000 }))).toEqual({ hit: false, reason: 'no-entry' });
+    expect(statements).toBe(later);
+  });
+});
