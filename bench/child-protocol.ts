@@ -1,3 +1,7 @@
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { setFlagsFromString } from 'node:v8';
+
 // IPC protocol between the bench parent and a server child process, and the child-side runtime.
 //
 // A child is started with `child_process.fork` (so it has an IPC channel). It starts its server,
@@ -39,6 +43,8 @@ export const RSS_SAMPLE_MS = 100;
 // import this module first; the bench parent imports it too (cheaper driver). Stack traces then
 // point into transpiled code; BENCH_SOURCE_MAPS=1 keeps source maps on.
 if (process.env.BENCH_SOURCE_MAPS !== '1') process.setSourceMapsEnabled(false);
+// BENCH_NODE_FLAGS: V8 flags for the server children (e.g. --trace-gc, not allowed in NODE_OPTIONS).
+if (process.env.BENCH_NODE_FLAGS) setFlagsFromString(process.env.BENCH_NODE_FLAGS);
 
 function send(msg: ChildToParent): void {
   process.send?.(msg);
@@ -62,11 +68,13 @@ export function runChild(impl: string, start: () => Promise<ServerHandle>): void
   sampler.unref();
 
   let handle: ServerHandle | undefined;
+  let allocations: AllocationProfile | undefined;
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;
     stopping = true;
     clearInterval(sampler);
+    await allocations?.stop();
     try {
       await handle?.close();
     } catch (err) {
@@ -102,8 +110,9 @@ export function runChild(impl: string, start: () => Promise<ServerHandle>): void
   process.on('disconnect', () => void stop(0));
 
   start().then(
-    (h) => {
+    async (h) => {
       handle = h;
+      allocations = await AllocationProfile.start(impl);
       send({
         type: 'ready',
         port: h.port,
@@ -120,4 +129,36 @@ export function runChild(impl: string, start: () => Promise<ServerHandle>): void
       setTimeout(() => process.exit(1), 50);
     },
   );
+}
+
+/**
+ * BENCH_ALLOC_PROFILE=<file prefix>: samples every allocation from `ready` to `stop`, including
+ * objects the GC has since collected (Node's --heap-prof keeps only live ones), and writes
+ * `<prefix>.<impl>.heapprofile` (open in Chrome DevTools, or sum by stack). Shows what a request
+ * allocates, which is what drives the scavenger's cost.
+ */
+class AllocationProfile {
+  private constructor(
+    private readonly session: Session,
+    private readonly file: string,
+  ) {}
+
+  static async start(impl: string): Promise<AllocationProfile | undefined> {
+    const prefix = process.env['BENCH_ALLOC_PROFILE'];
+    if (!prefix) return undefined;
+    const session = new Session();
+    session.connect();
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 16384,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+    return new AllocationProfile(session, `${prefix}.${impl}.heapprofile`);
+  }
+
+  async stop(): Promise<void> {
+    const { profile } = await this.session.post('HeapProfiler.stopSampling');
+    writeFileSync(this.file, JSON.stringify(profile));
+    this.session.disconnect();
+  }
 }

@@ -35,21 +35,27 @@ function prefixLines(label: string, stream: NodeJS.ReadableStream | null): void 
 }
 
 /**
- * Fork `bench/<entry>` under tsx (same loader for every child) and wait for its `ready` message.
+ * Fork `bench/<entry>` and wait for its `ready` message: compiled by tsc into `compiledDir` (what
+ * `npm start` runs: plain node, no loader) or, without it, under tsx. Every child of a run uses
+ * the same build.
  */
 export async function startServerChild(
   label: string,
   entry: string,
   env: Record<string, string> = {},
-  opts: { profileDir?: string; cpus?: string } = {},
+  opts: { profileDir?: string; cpus?: string; compiledDir?: string } = {},
 ): Promise<ServerChild> {
-  const nodeArgs = ['--import', 'tsx'];
+  const nodeArgs = opts.compiledDir ? [] : ['--import', 'tsx'];
   if (opts.profileDir) {
     // One directory per server: Node writes one profile per thread (main + tsx's loader worker).
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.join(opts.profileDir, label)}`);
   }
+  // BENCH_HEAP_PROF_DIR: a sampling heap profile (allocations by stack) of each server child.
+  const heapDir = process.env['BENCH_HEAP_PROF_DIR'];
+  if (heapDir) nodeArgs.push('--heap-prof', `--heap-prof-dir=${path.join(heapDir, label)}`, '--heap-prof-interval=16384');
   // With `cpus`, run under `taskset -c <cpus>` (exec keeps the IPC fd).
-  const child: ChildProcess = fork(path.join(REPO_ROOT, 'bench', entry), [], {
+  const script = opts.compiledDir ? path.join(opts.compiledDir, 'bench', entry.replace(/\.ts$/, '.js')) : path.join(REPO_ROOT, 'bench', entry);
+  const child: ChildProcess = fork(script, [], {
     cwd: REPO_ROOT,
     ...(opts.cpus
       ? { execPath: 'taskset', execArgv: ['-c', opts.cpus, process.execPath, ...nodeArgs] }
@@ -150,4 +156,17 @@ export function pinSelf(cpus: string): boolean {
 export function canPin(): boolean {
   if (availableParallelism() < 2) return false;
   return spawnSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * Compiles extproc/ and bench/ with tsc (tsconfig.bench.json) into dist-bench/, as `npm run build`
+ * does for `npm start`, and returns that folder. tsx's transpile adds helpers (`__name` on every
+ * function created) that production code does not run.
+ */
+export function compileForBench(): string {
+  const outDir = path.join(REPO_ROOT, 'dist-bench');
+  const tsc = path.join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = spawnSync(process.execPath, [tsc, '-p', path.join(REPO_ROOT, 'tsconfig.bench.json')], { cwd: REPO_ROOT, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('tsc -p tsconfig.bench.json failed');
+  return outDir;
 }

@@ -2,11 +2,17 @@
 // project uses everywhere, and declares the few message shapes the bench touches. Independent of
 // extproc/server on purpose: the floor server and the Envoy-like driver must not share the
 // gateway's code, or the comparison would measure our code against itself.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The repository root: the nearest folder above this file with `protos/` (also from dist-bench/bench/). */
+export const REPO_ROOT = ((): string => {
+  let dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  while (!existsSync(path.join(dir, 'protos')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
 export const PROTO_DIR = path.join(REPO_ROOT, 'protos');
 export const SERVICE_NAME = 'envoy.service.ext_proc.v3.ExternalProcessor';
 export const PROCESS_PATH = `/${SERVICE_NAME}/Process`;

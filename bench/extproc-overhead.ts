@@ -8,7 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT, loadExtProc } from './ext-proc-proto.js';
-import { canPin, pinSelf, startServerChild, type ServerChild } from './children.js';
+import { canPin, compileForBench, pinSelf, startServerChild, type ServerChild } from './children.js';
 import { RSS_SAMPLE_MS } from './child-protocol.js';
 import {
   ClientPool,
@@ -48,6 +48,8 @@ const HELP = `Usage: npm run bench -- [options]
                           see the same CPU topology (default auto = on when taskset and >= 2 CPUs)
   --threshold X           pass-through target for ours/floor CPU per request (default 1.15)
   --json FILE             also write the results as JSON
+  --build compiled|tsx    run the server children compiled by tsc into dist-bench/ (default: what
+                          \`npm start\` ships, plain node) or under tsx (no build step)
   --profile-dir DIR       write a V8 CPU profile of each server child into DIR
   --strict                exit 1 when a target check FAILs
 `;
@@ -68,6 +70,7 @@ interface Args {
   threshold: number;
   json?: string;
   profileDir?: string;
+  build: 'compiled' | 'tsx';
   strict: boolean;
 }
 
@@ -107,6 +110,7 @@ function parseCli(): Args {
       threshold: { type: 'string' },
       json: { type: 'string' },
       'profile-dir': { type: 'string' },
+      build: { type: 'string', default: 'compiled' },
       strict: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -150,6 +154,7 @@ function parseCli(): Args {
   } else {
     throw new Error(`--ours: auto, gateway, full or floor, got "${values.ours}"`);
   }
+  if (values.build !== 'compiled' && values.build !== 'tsx') throw new Error('--build: compiled or tsx');
   const closeMode = values.close;
   if (closeMode !== 'reset' && closeMode !== 'graceful') throw new Error('--close: reset or graceful');
   if (!['auto', 'on', 'off'].includes(values.pin ?? 'auto')) throw new Error('--pin: auto, on or off');
@@ -174,6 +179,7 @@ function parseCli(): Args {
     threshold,
     json: values.json,
     profileDir: values['profile-dir'] ? path.resolve(values['profile-dir']) : undefined,
+    build: values.build === 'tsx' ? 'tsx' : 'compiled',
     strict: values.strict ?? false,
   };
 }
@@ -269,7 +275,9 @@ async function main(): Promise<number> {
   try {
     log(`ours = ${args.oursReason}`);
     if (args.pin && !pinSelf('0')) throw new Error('--pin: taskset failed for the driver');
-    const childOpts = { profileDir: args.profileDir, cpus: args.pin ? '1' : undefined };
+    const compiledDir = args.build === 'compiled' ? compileForBench() : undefined;
+    log(`servers: ${compiledDir ? 'compiled by tsc (dist-bench/), plain node' : 'under tsx'}`);
+    const childOpts = { profileDir: args.profileDir, cpus: args.pin ? '1' : undefined, compiledDir };
     const children: [ServerKey, ServerChild][] = [
       ['floor', await startServerChild('floor', 'server-floor.ts', {}, childOpts)],
       [

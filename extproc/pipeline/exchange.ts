@@ -141,6 +141,12 @@ export interface Exchange {
    */
   responseEvents(chunk: BodyChunk): readonly SseEvent[];
   /**
+   * This chunk's events as they arrived, before any stage's `editResponseEvents` (edits build
+   * new event objects; these are never changed). For stages that must see the provider's own
+   * words, such as the cache storing an answer before `pii` restored it. Same parse, no copy.
+   */
+  receivedResponseEvents(chunk: BodyChunk): readonly SseEvent[];
+  /**
    * Rewrites this chunk's events (mutate the array or return a new one). Only for stages that
    * declare `rewritesEvents`: on their exchanges every SSE chunk is re-serialised from events.
    */
@@ -339,6 +345,12 @@ export class StreamExchange implements Exchange {
     if (chunk.observed) this.lastObserved = next;
     else this.lastEvents = next;
     return all;
+  }
+
+  receivedResponseEvents(chunk: BodyChunk): readonly SseEvent[] {
+    const events = this.responseEvents(chunk);
+    const memo = chunk.observed ? this.lastObserved : this.lastEvents;
+    return memo && memo.chunk === chunk ? memo.events : events;
   }
 
   editResponseEvents(chunk: BodyChunk, edit: (events: SseEvent[]) => SseEvent[] | void): void {

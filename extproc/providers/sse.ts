@@ -28,6 +28,34 @@ export interface SseEvent {
   readonly retry: number | undefined;
 }
 
+/**
+ * Each event's data parsed as JSON, once however many readers ask: the usage collector of the
+ * `usage` and `rate-limit` stages, the cache's capture and the translators all read the same
+ * event objects (`x.responseEvents`). Keyed weakly: gone with the event.
+ */
+const parsedData = new WeakMap<SseEvent, unknown>();
+
+/**
+ * The event's data as JSON, or undefined when it is not a JSON object or array (`[DONE]`,
+ * pings). Shared: read it, never change it.
+ */
+export function eventJson(e: SseEvent): unknown {
+  let json = parsedData.get(e);
+  if (json !== undefined || parsedData.has(e)) return json;
+  const data = e.data;
+  // Only `{…}` or `[…]` can be an event's JSON; skip the throw (expensive) for the rest.
+  const c = data.charCodeAt(0);
+  if (c === 0x7b || c === 0x5b || (c <= 0x20 && /^\s*[{[]/.test(data))) {
+    try {
+      json = JSON.parse(data);
+    } catch {
+      json = undefined;
+    }
+  }
+  parsedData.set(e, json);
+  return json;
+}
+
 /** Shared result for "no event completed", so the common case allocates nothing. */
 const NONE: SseEvent[] = Object.freeze([]) as unknown as SseEvent[];
 

@@ -11,7 +11,7 @@
  * is written at `[DONE]`, or by {@link OpenAIToAnthropicStream.terminate} when the stream ends
  * after its finish reason without `[DONE]`.
  */
-import type { SseEvent } from './sse.js';
+import { eventJson, type SseEvent } from './sse.js';
 import type { AnthropicStopReason, OpenAIUsage } from './types.js';
 import { toAnthropicStop, toAnthropicUsage } from './reasons.js';
 import { readError, streamErrorEvent } from './errors.js';
@@ -63,14 +63,7 @@ export class OpenAIToAnthropicStream {
   push(e: SseEvent, json?: unknown): string {
     if (this.done) return '';
     if (e.data === '[DONE]') return this.close();
-    let chunk = json;
-    if (chunk === undefined) {
-      try {
-        chunk = JSON.parse(e.data);
-      } catch {
-        return ''; // not JSON: no OpenAI chunk is, so nothing to translate
-      }
-    }
+    const chunk = json ?? eventJson(e); // not JSON: no OpenAI chunk is, so nothing to translate
     if (!isObj(chunk)) return '';
     if (chunk.error !== undefined) {
       this.done = true;

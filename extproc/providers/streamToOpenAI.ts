@@ -11,7 +11,7 @@
  * The chunk envelope (`id`, `created`, `model`) is fixed at `message_start`, so each chunk is
  * written as a prefix string plus the choice's JSON.
  */
-import type { SseEvent } from './sse.js';
+import { eventJson, type SseEvent } from './sse.js';
 import type { AnthropicUsage, OpenAIFinishReason } from './types.js';
 import { toOpenAIFinish, toOpenAIUsage } from './reasons.js';
 import { readError, streamErrorEvent, statusOfAnthropicErrorType } from './errors.js';
@@ -61,14 +61,7 @@ export class AnthropicToOpenAIStream {
   /** Translates one upstream event; `json` is its parsed data when the caller already has it. Returns SSE text ('' for none). */
   push(e: SseEvent, json?: unknown): string {
     if (this.done) return '';
-    let ev = json;
-    if (ev === undefined) {
-      try {
-        ev = JSON.parse(e.data);
-      } catch {
-        return '';
-      }
-    }
+    const ev = json ?? eventJson(e);
     if (!isObj(ev)) return '';
     // The `type` in the data is authoritative (the `event:` line repeats it).
     switch (ev.type) {

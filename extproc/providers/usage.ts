@@ -8,7 +8,7 @@
  * The text the model produced so far (content, tool arguments, thinking) is kept as pieces and
  * joined only when asked, for estimating tokens when the provider reported none.
  */
-import type { SseEvent } from './sse.js';
+import { eventJson, type SseEvent } from './sse.js';
 import type { Dialect } from './types.js';
 
 /**
@@ -117,14 +117,7 @@ export class UsageExtractor {
       this.ended = true;
       return;
     }
-    let ev = json;
-    if (ev === undefined) {
-      try {
-        ev = JSON.parse(e.data);
-      } catch {
-        return;
-      }
-    }
+    const ev = json ?? eventJson(e);
     if (!isObj(ev)) return;
     if (this.dialect === 'openai') {
       if (isObj(ev.usage)) this.openaiUsage(ev.usage);

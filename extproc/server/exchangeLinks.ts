@@ -61,11 +61,14 @@ export class ExchangeLinks {
     this.routers.set(id, x);
     // Envoy may close the router stream as soon as it expects nothing more from it (close
     // optimisation), before the first attempt stream opens: the view lingers like an observer link.
+    // Once the router stream has seen the response's headers, every attempt has begun (Envoy
+    // opens an attempt's stream before that attempt reaches its upstream), so nothing is left
+    // to wait for: withdrawn at once, the exchange is not kept alive for the linger.
     const withdraw = (): void => {
       if (this.routers.get(id) === x) this.routers.delete(id);
     };
     return () => {
-      if (this.lingerMs === 0) withdraw();
+      if (this.lingerMs === 0 || x.responseHeaders !== undefined) withdraw();
       else setTimeout(withdraw, this.lingerMs).unref();
     };
   }

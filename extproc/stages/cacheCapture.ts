@@ -6,7 +6,7 @@
  * answer that never reached its end, more than one choice, non-text content (tool calls,
  * thinking), or a body too large to keep.
  */
-import type { SseEvent } from '../providers/sse.js';
+import { eventJson, type SseEvent } from '../providers/sse.js';
 import { UsageExtractor } from '../providers/usage.js';
 import type { CachedAnswer } from '../cache/replay.js';
 import type { Dialect } from '../cache/scope.js';
@@ -47,12 +47,8 @@ export class AnswerCapture {
         this.ended = true;
         continue;
       }
-      let json: unknown;
-      try {
-        json = JSON.parse(e.data);
-      } catch {
-        continue; // comments, pings in other shapes: not part of the answer
-      }
+      const json = eventJson(e);
+      if (json === undefined) continue; // comments, pings in other shapes: not part of the answer
       this.usage.push(e, json);
       if (!isObj(json)) continue;
       if (this.dialect === 'openai') this.openaiChunk(json);
@@ -107,6 +103,11 @@ export class AnswerCapture {
       if (typeof json.stop_reason === 'string') this.finish = json.stop_reason;
     }
     this.ended = true;
+  }
+
+  /** Why the answer can no longer be stored, as soon as that is known. */
+  get refusal(): CaptureRefusal | undefined {
+    return this.refused;
   }
 
   /** The finish reason seen so far (the provider's words). */

@@ -42,7 +42,6 @@ import type { PhaseOutput } from '../pipeline/output.js';
 import type { BodyChunk } from '../pipeline/phases.js';
 import type { Stage, StageDeps, StageFactory } from '../pipeline/stage.js';
 import { dialectOfPath } from '../providers/paths.js';
-import { SseParser } from '../providers/sse.js';
 import { attemptContribution, cacheContribution } from '../usage/contributions.js';
 import { AnswerCapture } from './cacheCapture.js';
 import { semanticCacheOptionsSchema, type SemanticCacheOptions } from './cacheOptions.js';
@@ -95,8 +94,6 @@ interface MissState {
   /** Embedding computed during the lookup, reused for the entry. */
   embedding: Float32Array | undefined;
   readonly capture: AnswerCapture;
-  /** Own SSE parser over the raw bytes, so `pii`'s restored events are never what is stored. */
-  readonly parser: SseParser;
   /** Why the answer will not be stored, once known. */
   refused: string | undefined;
 }
@@ -200,7 +197,6 @@ export function createSemanticCache(options: SemanticCacheOptions, deps: StageDe
           routed: ctx.routed,
           embedding: undefined,
           capture: new AnswerCapture(ctx.dialect, options.maxAnswerChars),
-          parser: new SseParser(),
           refused: undefined,
         }
       : undefined;
@@ -320,7 +316,6 @@ export function createSemanticCache(options: SemanticCacheOptions, deps: StageDe
         routed: ctx.routed,
         embedding: undefined,
         capture: new AnswerCapture(dialect, options.maxAnswerChars),
-        parser: new SseParser(),
         refused: undefined,
       });
       x.wantResponseBody();
@@ -339,11 +334,11 @@ export function createSemanticCache(options: SemanticCacheOptions, deps: StageDe
 
   function responseBody(x: Exchange, _out: PhaseOutput, chunk: BodyChunk): void {
     const m = x.get(missState);
-    if (!m || m.refused) return;
+    if (!m || m.refused || m.capture.refusal !== undefined) return; // not storable: read no further
     if (x.responseIsEventStream) {
-      // Raw bytes through our own parser: `pii` (before us) may have restored the shared events.
-      const events = m.parser.push(chunk.bytes);
-      m.capture.events(chunk.endOfStream ? [...events, ...m.parser.end()] : events);
+      // The events as received: `pii` (before us) may have restored the shared ones, and a
+      // restored value must never be stored.
+      m.capture.events(x.receivedResponseEvents(chunk));
     } else {
       m.capture.jsonChunk(chunk.bytes, chunk.endOfStream);
     }

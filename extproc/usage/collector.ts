@@ -8,7 +8,7 @@
  */
 import type { Exchange } from '../pipeline/exchange.js';
 import type { BodyChunk } from '../pipeline/phases.js';
-import type { SseEvent } from '../providers/sse.js';
+import { eventJson, type SseEvent } from '../providers/sse.js';
 import type { Dialect } from '../providers/types.js';
 import { UsageExtractor } from '../providers/usage.js';
 
@@ -17,25 +17,6 @@ export const MAX_JSON_BYTES = 8 * 1024 * 1024;
 
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/**
- * Each event's JSON, parsed once: the usage stage and the rate-limit stage each keep a collector
- * for the same response, and both read the same event objects (`x.responseEvents` is shared).
- */
-const parsed = new WeakMap<SseEvent, unknown>();
-
-function parsedData(e: SseEvent): unknown {
-  let json = parsed.get(e);
-  if (json === undefined && !parsed.has(e)) {
-    try {
-      json = JSON.parse(e.data);
-    } catch {
-      json = undefined;
-    }
-    parsed.set(e, json);
-  }
-  return json;
 }
 
 /** One response's usage facts. */
@@ -104,8 +85,7 @@ export class UsageCollector {
       this.extractor.push(e);
       return;
     }
-    if (data.length === 0 || (data.charCodeAt(0) !== 123 /* { */ && data.trimStart()[0] !== '{')) return;
-    const json = parsedData(e);
+    const json = eventJson(e);
     if (!isObj(json)) return;
     if (this.dialect === 'openai') {
       if (this.responseModel === undefined && typeof json['model'] === 'string') this.responseModel = json['model'];

@@ -151,4 +151,13 @@ describe('exchangeLinks', () => {
     await sleep(40);
     expect(links.routerView('r1')).toBeUndefined();
   });
+
+  it('a router view whose stream saw the response headers is withdrawn at once (every attempt has begun)', () => {
+    const links = new ExchangeLinks(60_000);
+    const x = exchange();
+    const withdraw = links.publishRouter(x);
+    x.responseHeaders = new HeaderView([{ key: ':status', value: '200' }]);
+    withdraw();
+    expect(links.routerView('r1')).toBeUndefined();
+  });
 });
