@@ -147,8 +147,18 @@ export interface Exchange {
    */
   receivedResponseEvents(chunk: BodyChunk): readonly SseEvent[];
   /**
-   * Rewrites this chunk's events (mutate the array or return a new one). Only for stages that
-   * declare `rewritesEvents`: on their exchanges every SSE chunk is re-serialised from events.
+   * Declares that a stage may rewrite this exchange's SSE events (stages with `rewritesEvents`,
+   * before the response body starts: request or response-headers phase). Only then is every SSE
+   * chunk re-serialised from its events; any other exchange's answer passes byte for byte, with
+   * no serialising on the hot path.
+   */
+  willEditResponseEvents(): void;
+  /** True once some stage declared `willEditResponseEvents()`. */
+  readonly editsResponseEvents: boolean;
+  /**
+   * Rewrites this chunk's events (change the array or return a new one; replace an event with
+   * a new object, never change one: `receivedResponseEvents` still holds it). Only for stages
+   * that declare `rewritesEvents`, on exchanges they declared with `willEditResponseEvents()`.
    */
   editResponseEvents(chunk: BodyChunk, edit: (events: SseEvent[]) => SseEvent[] | void): void;
 
@@ -205,6 +215,9 @@ export class StreamExchange implements Exchange {
   private sseObserved: SseParser | undefined;
   private lastEvents: ChunkEvents | undefined;
   private lastObserved: ChunkEvents | undefined;
+  private eventEdits = false;
+  /** Set by the pipeline when the main stream's first response body chunk runs. */
+  responseBodyStarted = false;
 
   /** Set by the protocol adapter while a message is being answered; see `requestMoreTime`. */
   moreTimeHandler: ((ms: number) => boolean) | undefined;
@@ -353,7 +366,19 @@ export class StreamExchange implements Exchange {
     return memo && memo.chunk === chunk ? memo.events : events;
   }
 
+  willEditResponseEvents(): void {
+    // Chunks already passed as bytes may have ended inside an event; re-serialising from there
+    // would repeat that event's head. So the choice is made once, before the body.
+    if (this.responseBodyStarted && !this.eventEdits) throw new Error('willEditResponseEvents() after the response body started');
+    this.eventEdits = true;
+  }
+
+  get editsResponseEvents(): boolean {
+    return this.eventEdits;
+  }
+
   editResponseEvents(chunk: BodyChunk, edit: (events: SseEvent[]) => SseEvent[] | void): void {
+    if (!this.eventEdits) throw new Error('editResponseEvents() without willEditResponseEvents()');
     this.responseEvents(chunk);
     const memo = chunk.observed ? this.lastObserved : this.lastEvents;
     if (!memo || memo.chunk !== chunk) return; // not an SSE response: nothing to rewrite

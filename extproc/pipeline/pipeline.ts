@@ -113,6 +113,7 @@ export class Pipeline {
   run(phase: Phase, x: StreamExchange, chunk?: BodyChunk): PhaseOutput | Promise<PhaseOutput> {
     const out = new PhaseOutput();
     if (x.uninspectable !== undefined && (phase === 'requestHeaders' || phase === 'requestBody')) return out;
+    if (phase === 'responseBody' && chunk && !chunk.observed) x.responseBodyStarted = true;
     const result = this.runFrom(this.byPhase[phase], 0, x, out, handlers[phase], chunk);
     return result instanceof Promise ? result.then((o) => this.complete(phase, x, o, chunk)) : this.complete(phase, x, result, chunk);
   }
@@ -126,7 +127,8 @@ export class Pipeline {
       out.body = body;
       // BUFFERED body answers apply header mutations before Envoy's length check (facts §2.11).
       out.setHeader('content-length', String(body.length));
-    } else if (phase === 'responseBody' && this.rewritesEvents && chunk && !chunk.observed && out.body === undefined && x.responseIsEventStream) {
+    } else if (phase === 'responseBody' && this.rewritesEvents && x.editsResponseEvents && chunk && !chunk.observed && out.body === undefined && x.responseIsEventStream) {
+      // Re-serialised only on exchanges a stage declared it may rewrite; others pass as bytes.
       out.body = x.serializeEvents(chunk);
     }
     return out;

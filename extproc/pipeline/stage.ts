@@ -58,9 +58,10 @@ export interface Stage {
   readonly timeoutMs?: number;
 
   /**
-   * The stage rewrites SSE events (`x.editResponseEvents`): on its exchanges every SSE chunk
-   * is re-serialised from the parsed events, so an edit never meets half an event that
-   * already passed through as raw bytes.
+   * The stage rewrites SSE events (`x.editResponseEvents`). On the exchanges it declares with
+   * `x.willEditResponseEvents()` (before the response body) every SSE chunk is re-serialised
+   * from the parsed events, so an edit never meets half an event that already passed through
+   * as raw bytes; every other exchange's chunks pass as bytes.
    */
   readonly rewritesEvents?: boolean;
 

@@ -181,8 +181,11 @@ export const piiStage: StageFactory<PiiOptions> = {
       if (restore || scan) {
         x.set(restoreState, { session, dialect, restore, scan, scanned: [], scannedChars: 0, sse: undefined, pending: undefined });
         x.wantResponseBody();
-        // A compressed answer could not be restored: ask the provider for plain text.
-        if (restore) out.removeHeader('accept-encoding');
+        if (restore) {
+          x.willEditResponseEvents();
+          // A compressed answer could not be restored: ask the provider for plain text.
+          out.removeHeader('accept-encoding');
+        }
       }
     }
 

@@ -69,15 +69,20 @@ describe('SSE events are parsed once per chunk', () => {
     expect(seen.filter((_, i) => i % 2 === 0).map((events) => events.map((e) => e.data))).toEqual([['{"n":1}'], [], ['{"n":2}'], ['[DONE]']]);
   });
 
-  it('a rewriting stage changes events; the chunk is re-serialised once, later stages see the edit', async () => {
+  it('a rewriting stage changes events; the chunk is re-serialised once, later stages see the edit, the received events stay as they came', async () => {
     let laterSaw = '';
+    let received = '';
     const restore = stage('restore', {
       rewritesEvents: true,
-      responseBody: (x, _o, chunk) => x.editResponseEvents(chunk, (events) => {
-        for (const e of events) (e as { data: string }).data = e.data.replace('<EMAIL_1>', 'alice@example.org');
-      }),
+      requestHeaders: (x) => x.willEditResponseEvents(),
+      responseBody: (x, _o, chunk) => x.editResponseEvents(chunk, (events) => events.map((e) => ({ ...e, data: e.data.replace('<EMAIL_1>', 'alice@example.org') }))),
     });
-    const later = stage('later', { responseBody: (x, _o, chunk) => void (laterSaw += x.responseEvents(chunk).map((e) => e.data).join('')) });
+    const later = stage('later', {
+      responseBody: (x, _o, chunk) => {
+        laterSaw += x.responseEvents(chunk).map((e) => e.data).join('');
+        received += x.receivedResponseEvents(chunk).map((e) => e.data).join('');
+      },
+    });
     const run = await runScript(pipelineOf([restore, later]), {
       requestBody: chat,
       responseHeaders: sseHeaders,
@@ -85,6 +90,26 @@ describe('SSE events are parsed once per chunk', () => {
     });
     expect(run.responseBody.map((o) => o.body?.toString())).toEqual(['', 'data: {"t":"alice@example.org"}\n\n', 'data: [DONE]\n\n']);
     expect(laterSaw).toBe('{"t":"alice@example.org"}[DONE]');
+    expect(received).toBe('{"t":"<EMAIL_1>"}[DONE]');
+  });
+
+  it('an exchange no stage declared for passes its chunks as bytes, even with a rewriting stage configured', async () => {
+    const restore = stage('restore', { rewritesEvents: true, responseBody: (x, _o, chunk) => void x.responseEvents(chunk) });
+    const run = await runScript(pipelineOf([restore]), {
+      requestBody: chat,
+      responseHeaders: sseHeaders,
+      responseChunks: ['data: {"t":"a', 'b"}\n\n', 'data: [DONE]\n\n'],
+    });
+    expect(run.responseBody.map((o) => o.body)).toEqual([undefined, undefined, undefined]); // unchanged: Envoy forwards the bytes
+  });
+
+  it('editing undeclared events, or declaring once the body started, is a bug: the stage fails', async () => {
+    const undeclared = stage('undeclared', { rewritesEvents: true, responseBody: (x, _o, chunk) => x.editResponseEvents(chunk, () => []) });
+    const late = stage('late', { rewritesEvents: true, responseBody: (x) => x.willEditResponseEvents() });
+    for (const s of [undeclared, late]) {
+      const run = await runScript(pipelineOf([s]), { requestBody: chat, responseHeaders: sseHeaders, responseChunks: ['data: {}\n\n'] });
+      expect(run.logs.some((l) => l['msg'] === 'stage failed; failing open' && l['stage'] === s.name)).toBe(true);
+    }
   });
 
   it('a JSON answer has no events', async () => {
