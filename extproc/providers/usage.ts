@@ -28,6 +28,41 @@ export interface Usage {
 }
 
 type Json = Record<string, unknown>;
+
+/** Most bytes of unparsed text-only events one answer keeps before reading them (see deferText). */
+const DEFER_LIMIT = 256 * 1024;
+
+/**
+ * True when `e` can only add output text: a Chat Completions delta or Responses API text delta
+ * (OpenAI), a `content_block_delta` (Anthropic); with no usage object, no error and not the
+ * end. Decided on the raw data without parsing it: inside JSON strings a quote is escaped, so
+ * `"usage"` or `"error"` in the data can only be a key or a bare value, never the model's text.
+ */
+export function isTextOnlyEvent(e: SseEvent, dialect: Dialect): boolean {
+  const data = e.data;
+  if (data.charCodeAt(0) !== 0x7b /* { */ || data.includes('"error"') || hasUsageObject(data)) return false;
+  if (dialect === 'anthropic') return e.event === 'content_block_delta' || (e.event === undefined && data.includes('"type":"content_block_delta"'));
+  // Responses API: only its text deltas; every other typed event is read at once.
+  if (data.includes('"type":"response.')) return data.includes('"type":"response.output_text.delta"');
+  return data.includes('"choices"');
+}
+
+/** Some `"usage"` key in the raw JSON holds an object (not `null`, as every OpenAI chunk with include_usage has). */
+function hasUsageObject(data: string): boolean {
+  for (let i = data.indexOf('"usage"'); i !== -1; i = data.indexOf('"usage"', i + 7)) {
+    let j = i + 7;
+    while (isJsonSpace(data.charCodeAt(j))) j++;
+    if (data.charCodeAt(j) !== 0x3a /* : */) continue;
+    j++;
+    while (isJsonSpace(data.charCodeAt(j))) j++;
+    if (data.charCodeAt(j) === 0x7b /* { */) return true;
+  }
+  return false;
+}
+
+function isJsonSpace(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
 function isObj(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -46,9 +81,11 @@ export class UsageExtractor {
   private anthropicInput = 0;
   private seenUsage = false;
   private ended = false;
-  private pieces: string[] = [];
+  /** Output text in order; an SseEvent is a text-only event not parsed yet (see `deferText`). */
+  private pieces: (string | SseEvent)[] = [];
   private joined: string | undefined = '';
   private chars = 0;
+  private deferredBytes = 0;
 
   constructor(readonly dialect: Dialect) {}
 
@@ -71,16 +108,46 @@ export class UsageExtractor {
 
   /** Characters of model output seen so far (content, tool arguments, thinking). */
   get textLength(): number {
+    if (this.deferredBytes > 0) this.resolveDeferred();
     return this.chars;
   }
 
   /** The model output seen so far, joined once per change. */
   get text(): string {
+    if (this.deferredBytes > 0) this.resolveDeferred();
     if (this.joined === undefined) {
       this.joined = this.pieces.join('');
       this.pieces = [this.joined];
     }
     return this.joined;
+  }
+
+  /**
+   * Keeps an event that carries only output text (no usage, no error, not the end; the caller
+   * checked: `isTextOnlyEvent`) unparsed, in its place among the pieces. Its text is read only
+   * if someone asks for the text: most answers report usage, so their deltas are never parsed
+   * (JSON.parse of every chunk was the dearest part of following a stream). Bounded: past
+   * DEFER_LIMIT bytes of pending events they are read at once, so memory stays flat.
+   */
+  deferText(e: SseEvent): void {
+    this.pieces.push(e);
+    this.joined = undefined;
+    this.deferredBytes += e.data.length;
+    if (this.deferredBytes > DEFER_LIMIT) this.resolveDeferred();
+  }
+
+  private resolveDeferred(): void {
+    this.deferredBytes = 0;
+    const pieces = this.pieces;
+    this.pieces = [];
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i]!;
+      if (typeof p === 'string') this.pieces.push(p);
+      else {
+        const ev = eventJson(p);
+        if (isObj(ev)) this.addText(this.eventText(ev));
+      }
+    }
   }
 
   /** Reads a whole (non-streamed) JSON answer. */
@@ -123,34 +190,18 @@ export class UsageExtractor {
       if (isObj(ev.usage)) this.openaiUsage(ev.usage);
       // OpenAI's Responses API streams typed events; its usage comes once, in response.completed.
       if (typeof ev.type === 'string' && ev.type.startsWith('response.')) {
-        if (ev.type === 'response.output_text.delta' && typeof ev.delta === 'string') this.addText(ev.delta);
-        else if ((ev.type === 'response.completed' || ev.type === 'response.incomplete') && isObj(ev.response)) {
+        if ((ev.type === 'response.completed' || ev.type === 'response.incomplete') && isObj(ev.response)) {
           if (isObj(ev.response.usage)) this.openaiUsage(ev.response.usage);
           this.ended = true;
         }
-        return;
       }
-      const choices = ev.choices;
-      if (!Array.isArray(choices)) return;
-      for (const c of choices) {
-        const d = isObj(c) && isObj(c.delta) ? c.delta : undefined;
-        if (!d) continue;
-        if (typeof d.content === 'string') this.addText(d.content);
-        else if (typeof d.reasoning_content === 'string') this.addText(d.reasoning_content);
-        if (Array.isArray(d.tool_calls)) {
-          for (const tc of d.tool_calls) if (isObj(tc) && isObj(tc.function) && typeof tc.function.arguments === 'string') this.addText(tc.function.arguments);
-        }
-      }
+      this.addText(this.eventText(ev));
       return;
     }
     switch (ev.type) {
-      case 'content_block_delta': {
-        const d = ev.delta;
-        if (!isObj(d)) return;
-        const t = typeof d.text === 'string' ? d.text : typeof d.partial_json === 'string' ? d.partial_json : typeof d.thinking === 'string' ? d.thinking : undefined;
-        if (t !== undefined) this.addText(t);
+      case 'content_block_delta':
+        this.addText(this.eventText(ev));
         return;
-      }
       case 'message_start': {
         const m = ev.message;
         if (isObj(m) && isObj(m.usage)) this.anthropicUsage(m.usage, false);
@@ -163,6 +214,32 @@ export class UsageExtractor {
         this.ended = true;
         return;
     }
+  }
+
+  /** The output text one stream event carries ('' for none). */
+  private eventText(ev: Json): string {
+    if (this.dialect === 'openai') {
+      if (typeof ev.type === 'string' && ev.type.startsWith('response.')) {
+        return ev.type === 'response.output_text.delta' && typeof ev.delta === 'string' ? ev.delta : '';
+      }
+      const choices = ev.choices;
+      if (!Array.isArray(choices)) return '';
+      let text = '';
+      for (const c of choices) {
+        const d = isObj(c) && isObj(c.delta) ? c.delta : undefined;
+        if (!d) continue;
+        if (typeof d.content === 'string') text += d.content;
+        else if (typeof d.reasoning_content === 'string') text += d.reasoning_content;
+        if (Array.isArray(d.tool_calls)) {
+          for (const tc of d.tool_calls) if (isObj(tc) && isObj(tc.function) && typeof tc.function.arguments === 'string') text += tc.function.arguments;
+        }
+      }
+      return text;
+    }
+    if (ev.type !== 'content_block_delta') return '';
+    const d = ev.delta;
+    if (!isObj(d)) return '';
+    return typeof d.text === 'string' ? d.text : typeof d.partial_json === 'string' ? d.partial_json : typeof d.thinking === 'string' ? d.thinking : '';
   }
 
   private addText(t: string): void {

@@ -46,7 +46,8 @@ import { describeError } from '../telemetry/logger.js';
 import { TokenCounter, preloadEncoding } from '../tokens/index.js';
 import { callerIdentity } from './identity.js';
 import { LimitModels, type LimitModel } from './rateLimitEstimate.js';
-import { ResponseUsage, actualUsage } from './rateLimitSettle.js';
+import { actualUsage } from './rateLimitSettle.js';
+import { responseUsage, UsageCollector } from '../usage/collector.js';
 import { routeChoice } from './route.js';
 import { budgetUsage } from './rateLimitSlots.js';
 
@@ -62,7 +63,7 @@ export interface RateLimitState {
   readonly pending: Promise<Decision>;
   decision: Decision | undefined;
   /** Created on the first response chunk. */
-  read: ResponseUsage | undefined;
+  read: UsageCollector | undefined;
 }
 
 /** Slot written by `rate-limit`: the request's reservation, for later stages that want its figures. */
@@ -190,7 +191,7 @@ export function createRateLimit(options: RateLimitOptions, deps: StageDeps, inte
     if (!read && outcome.kind === 'client-gone') {
       // The client left before any of the answer's body passed: the prompt was sent, nothing
       // generated reached us. Charge the prompt (counted), no output.
-      read = new ResponseUsage(dialectOf(x));
+      read = new UsageCollector(dialectOf(x));
       read.sawBody = true;
     }
     const generated = read?.generated ?? false;
@@ -275,7 +276,7 @@ export function createRateLimit(options: RateLimitOptions, deps: StageDeps, inte
     responseBody(x, _out, chunk) {
       const st = x.get(rateLimitState);
       if (!st?.decision?.admitted) return;
-      st.read ??= new ResponseUsage(dialectOf(x));
+      st.read ??= responseUsage(x);
       st.read.chunk(x, chunk);
     },
 

@@ -7,28 +7,9 @@
  * generated and bills it.
  */
 import type { LimitAmounts } from '../limits/index.js';
-import type { Exchange } from '../pipeline/exchange.js';
-import type { BodyChunk } from '../pipeline/phases.js';
-import { UsageCollector } from '../usage/collector.js';
+import type { UsageCollector } from '../usage/collector.js';
 import { countOutputTokens, countRequestTokens, type EstimationFactors, type TokenCounter } from '../tokens/index.js';
 import { costOf, type LimitModel } from './rateLimitEstimate.js';
-
-/**
- * Reads one response's usage, whichever stream (main or observability) its bytes come from: the
- * usage stage's collector (one reading of usage for the whole gateway), plus whether the model
- * generated anything, which decides between a refund and a charge.
- */
-export class ResponseUsage extends UsageCollector {
-  override chunk(x: Exchange, chunk: BodyChunk, now: number = performance.now()): void {
-    super.chunk(x, chunk, now);
-  }
-
-  /** The model generated something (the provider reported usage, or output text passed). */
-  get generated(): boolean {
-    const u = this.extractor.usage;
-    return u.complete || u.outputTokens > 0 || this.extractor.textLength > 0;
-  }
-}
 
 /** How the actual amounts were found (for logs and tests). */
 export type UsageSource = 'provider' | 'counted' | 'reserved';
@@ -40,7 +21,7 @@ export type UsageSource = 'provider' | 'counted' | 'reserved';
  * read (unreadable answer), so the reservation stands.
  */
 export async function actualUsage(
-  read: ResponseUsage,
+  read: UsageCollector,
   body: Readonly<Record<string, unknown>> | undefined,
   model: LimitModel,
   reserved: LimitAmounts,

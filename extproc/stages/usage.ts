@@ -16,10 +16,9 @@
  */
 import { slot } from '../pipeline/exchange.js';
 import type { StageFactory } from '../pipeline/stage.js';
-import { dialectOfPath } from '../providers/paths.js';
 import { describeError } from '../telemetry/logger.js';
 import { assembleRecord, reportedTokens, servedOf } from '../usage/assemble.js';
-import { UsageCollector } from '../usage/collector.js';
+import { responseUsage, type UsageCollector } from '../usage/collector.js';
 import { cacheContribution } from '../usage/contributions.js';
 import { usageOptionsSchema, type UsageOptions } from '../usage/options.js';
 import { parseTraceparent, recordLogFields } from '../usage/record.js';
@@ -53,10 +52,7 @@ export const usageStage: StageFactory<UsageOptions> = {
       responseBody(x, out, chunk) {
         const now = performance.now();
         let st = x.get(usageState);
-        if (!st) {
-          const dialect = dialectOfPath(x.requestHeaders?.get(':path') ?? '')?.dialect ?? 'openai';
-          x.set(usageState, (st = { collector: new UsageCollector(dialect), endedAt: undefined }));
-        }
+        if (!st) x.set(usageState, (st = { collector: responseUsage(x), endedAt: undefined }));
         st.collector.chunk(x, chunk, now);
         if (!chunk.endOfStream) return;
         st.endedAt = now;

@@ -10,7 +10,8 @@ import type { Exchange } from '../pipeline/exchange.js';
 import type { BodyChunk } from '../pipeline/phases.js';
 import { eventJson, type SseEvent } from '../providers/sse.js';
 import type { Dialect } from '../providers/types.js';
-import { UsageExtractor } from '../providers/usage.js';
+import { isTextOnlyEvent, UsageExtractor } from '../providers/usage.js';
+import { dialectOfPath } from '../providers/paths.js';
 
 /** Largest non-streamed JSON answer read for usage (bigger ones are counted as unreadable). */
 export const MAX_JSON_BYTES = 8 * 1024 * 1024;
@@ -33,14 +34,26 @@ export class UsageCollector {
   /** A JSON body was too large or not JSON. */
   unreadable = false;
   private json: Buffer[] | undefined;
+  private lastChunk: BodyChunk | undefined;
   private jsonBytes = 0;
 
   constructor(readonly dialect: Dialect) {
     this.extractor = new UsageExtractor(dialect);
   }
 
-  /** Feeds one response chunk (main stream or observability stream). */
-  chunk(x: Exchange, chunk: BodyChunk, now: number): void {
+  /** The model generated something (the provider reported usage, or output text passed). */
+  get generated(): boolean {
+    const u = this.extractor.usage;
+    return u.complete || u.outputTokens > 0 || this.extractor.textLength > 0;
+  }
+
+  /**
+   * Feeds one response chunk (main stream or observability stream). Idempotent per chunk: the
+   * `usage` and `rate-limit` stages feed the same shared collector (`responseUsage`).
+   */
+  chunk(x: Exchange, chunk: BodyChunk, now: number = performance.now()): void {
+    if (chunk === this.lastChunk) return;
+    this.lastChunk = chunk;
     if (chunk.bytes.length > 0) {
       this.sawBody = true;
       if (this.firstByteAt === undefined) this.firstByteAt = now;
@@ -85,6 +98,12 @@ export class UsageCollector {
       this.extractor.push(e);
       return;
     }
+    // Text-only deltas wait unparsed until (unless) the text is needed. OpenAI names the model on
+    // every chunk: the first one is read for it.
+    if ((this.dialect === 'anthropic' || this.responseModel !== undefined) && isTextOnlyEvent(e, this.dialect)) {
+      this.extractor.deferText(e);
+      return;
+    }
     const json = eventJson(e);
     if (!isObj(json)) return;
     if (this.dialect === 'openai') {
@@ -98,4 +117,19 @@ export class UsageCollector {
     }
     this.extractor.push(e, json);
   }
+}
+
+const shared = new WeakMap<Exchange, UsageCollector>();
+
+/**
+ * The exchange's one reading of its response's usage, shared by every stage that needs it
+ * (`usage` records it, `rate-limit` settles with it): one collector, each chunk read once.
+ */
+export function responseUsage(x: Exchange): UsageCollector {
+  let c = shared.get(x);
+  if (c === undefined) {
+    c = new UsageCollector(dialectOfPath(x.requestHeaders?.get(':path') ?? '')?.dialect ?? 'openai');
+    shared.set(x, c);
+  }
+  return c;
 }

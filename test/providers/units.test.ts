@@ -1,7 +1,7 @@
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, vi } from 'vitest';
 import { fixture } from './cases.js';
 import { SseParser, type SseEvent } from '../../extproc/providers/sse.js';
-import { UsageExtractor } from '../../extproc/providers/usage.js';
+import { isTextOnlyEvent, UsageExtractor } from '../../extproc/providers/usage.js';
 import { dialectOfPath } from '../../extproc/providers/paths.js';
 import { translateError, streamErrorEvent, readError } from '../../extproc/providers/errors.js';
 import { openaiToAnthropicRequest } from '../../extproc/providers/requestToAnthropic.js';
@@ -64,6 +64,79 @@ describe('UsageExtractor', () => {
     a.fromJson(JSON.parse(fixture('anthropic-response-tools.json').toString()));
     expect(a.usage).toMatchObject({ inputTokens: 1496, outputTokens: 89, cachedInputTokens: 1024, complete: true });
     expect(a.text).toContain('Zürich');
+  });
+});
+
+describe('UsageExtractor: text-only events read only when the text is needed', () => {
+  const streams = [
+    ['openai', 'openai-stream-tools.sse'],
+    ['openai', 'openai-stream-text.sse'],
+    ['anthropic', 'anthropic-stream-tools.sse'],
+    ['anthropic', 'anthropic-stream-text.sse'],
+  ] as const;
+  const feed = (u: UsageExtractor, evs: SseEvent[], dialect: 'openai' | 'anthropic'): void => {
+    for (const e of evs) if (isTextOnlyEvent(e, dialect)) u.deferText(e);
+    else u.push(e);
+  };
+
+  for (const [dialect, name] of streams) {
+    it(`${name}: same usage, end and text (in order) as reading every event`, () => {
+      const evs = events(name);
+      const eager = new UsageExtractor(dialect);
+      for (const e of evs) eager.push(e);
+      const lazy = new UsageExtractor(dialect);
+      feed(lazy, evs, dialect);
+      expect(evs.some((e) => isTextOnlyEvent(e, dialect))).toBe(true);
+      expect(lazy.usage).toEqual(eager.usage);
+      expect(lazy.sawEnd).toBe(eager.sawEnd);
+      expect(lazy.textLength).toBe(eager.textLength);
+      expect(lazy.text).toBe(eager.text);
+    });
+  }
+
+  it('a stream that reports usage never parses its deltas; asking for the text does', () => {
+    const deltas = Array.from({ length: 20 }, (_, i) => `{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"w${i} "},"finish_reason":null}],"usage":null}`);
+    const evs = [...deltas, '{"id":"c","model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":20}}'].map((d) => ({ event: undefined, data: d, id: undefined, retry: undefined }));
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      const u = new UsageExtractor('openai');
+      feed(u, evs, 'openai');
+      expect(u.usage).toMatchObject({ inputTokens: 5, outputTokens: 20, complete: true });
+      expect(parse).toHaveBeenCalledTimes(1);
+      expect(u.text).toBe(deltas.map((_, i) => `w${i} `).join(''));
+      expect(parse).toHaveBeenCalledTimes(21);
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it('pending deltas are read once they pass the size bound (memory stays flat on long answers)', () => {
+    const u = new UsageExtractor('openai');
+    const big = 'x'.repeat(60_000);
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      for (let i = 0; i < 5; i++) u.deferText({ event: undefined, data: `{"choices":[{"delta":{"content":"${big}"}}],"n":${i}}`, id: undefined, retry: undefined });
+      expect(parse).toHaveBeenCalledTimes(5); // 300 KB > 256 KB: read
+      expect(u.textLength).toBe(5 * big.length);
+    } finally {
+      parse.mockRestore();
+    }
+  });
+
+  it('what counts as text only', () => {
+    const ev = (d: string, event?: string): SseEvent => ({ event, data: d, id: undefined, retry: undefined });
+    expect(isTextOnlyEvent(ev('{"choices":[{"delta":{"content":"say \\"usage\\": {x} and \\"error\\""}}],"usage":null}'), 'openai')).toBe(true);
+    expect(isTextOnlyEvent(ev('{"choices":[],"usage": {"prompt_tokens":1}}'), 'openai')).toBe(false);
+    expect(isTextOnlyEvent(ev('{"error":{"message":"overloaded"}}'), 'openai')).toBe(false);
+    expect(isTextOnlyEvent(ev('[DONE]'), 'openai')).toBe(false);
+    expect(isTextOnlyEvent(ev('{"type":"response.output_text.delta","delta":"hi"}'), 'openai')).toBe(true);
+    expect(isTextOnlyEvent(ev('{"type":"response.completed","response":{"usage":{"input_tokens":1}}}'), 'openai')).toBe(false);
+    expect(isTextOnlyEvent(ev('{"type":"response.incomplete","response":{}}'), 'openai')).toBe(false);
+    expect(isTextOnlyEvent(ev('{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}', 'content_block_delta'), 'anthropic')).toBe(true);
+    expect(isTextOnlyEvent(ev('{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}'), 'anthropic')).toBe(true);
+    expect(isTextOnlyEvent(ev('{"type":"message_delta","usage":{"output_tokens":3}}', 'message_delta'), 'anthropic')).toBe(false);
+    expect(isTextOnlyEvent(ev('{"type":"error","error":{"type":"overloaded_error"}}', 'error'), 'anthropic')).toBe(false);
+    expect(isTextOnlyEvent(ev('{"type":"message_stop"}', 'message_stop'), 'anthropic')).toBe(false);
   });
 });
 
