@@ -19,33 +19,58 @@ export interface ImmediateReply {
 /** JSON-compatible value for dynamic metadata. */
 export type MetadataValue = string | number | boolean | null | MetadataValue[] | { [key: string]: MetadataValue };
 
-/** Mutations collected from the stages of one phase, for one message. */
+const NO_HEADERS: ReadonlyMap<string, string> = new Map();
+const NO_REMOVALS: ReadonlySet<string> = new Set();
+const NO_METADATA: ReadonlyMap<string, Record<string, MetadataValue>> = new Map();
+
+/**
+ * Mutations collected from the stages of one phase, for one message. One per Envoy message
+ * (53 for a 50-chunk stream), and most stay empty: the collections are made on first write.
+ */
 export class PhaseOutput {
-  /** Headers to set (overwrite), lower-case name → value. */
-  readonly setHeaders = new Map<string, string>();
-  /** Headers to remove. */
-  readonly removeHeaders = new Set<string>();
+  private headersToSet: Map<string, string> | undefined = undefined;
+  private headersToRemove: Set<string> | undefined = undefined;
+  private namespaces: Map<string, Record<string, MetadataValue>> | undefined = undefined;
   /** Replacement body for this message: bytes, or `null` to clear it; undefined leaves it. */
   body: Buffer | null | undefined = undefined;
   /** Ask Envoy to re-match the route (only honoured on request-path responses with a header mutation). */
   clearRouteCache = false;
-  /** Namespaced dynamic metadata for Envoy (namespace → key → value). */
-  readonly metadata = new Map<string, Record<string, MetadataValue>>();
   /** Set by `respond`; ends the phase and the exchange. */
   reply: ImmediateReply | undefined = undefined;
   /** Set by `fail`; rendered in the client's dialect by the pipeline, then ends like `respond`. */
   error: ClientError | undefined = undefined;
 
+  /** Headers to set (overwrite), lower-case name → value. */
+  get setHeaders(): ReadonlyMap<string, string> {
+    return this.headersToSet ?? NO_HEADERS;
+  }
+
+  /** Headers to remove. */
+  get removeHeaders(): ReadonlySet<string> {
+    return this.headersToRemove ?? NO_REMOVALS;
+  }
+
+  /** Namespaced dynamic metadata for Envoy (namespace → key → value). */
+  get metadata(): ReadonlyMap<string, Record<string, MetadataValue>> {
+    return this.namespaces ?? NO_METADATA;
+  }
+
   setHeader(name: string, value: string): void {
     const key = name.toLowerCase();
-    this.removeHeaders.delete(key);
-    this.setHeaders.set(key, value);
+    this.headersToRemove?.delete(key);
+    (this.headersToSet ??= new Map()).set(key, value);
   }
 
   removeHeader(name: string): void {
     const key = name.toLowerCase();
-    this.setHeaders.delete(key);
-    this.removeHeaders.add(key);
+    this.headersToSet?.delete(key);
+    (this.headersToRemove ??= new Set()).add(key);
+  }
+
+  /** Drops every header set and removal decided so far. */
+  clearHeaderMutations(): void {
+    this.headersToSet = undefined;
+    this.headersToRemove = undefined;
   }
 
   replaceBody(body: Buffer | string): void {
@@ -57,8 +82,9 @@ export class PhaseOutput {
   }
 
   setMetadata(namespace: string, key: string, value: MetadataValue): void {
-    let ns = this.metadata.get(namespace);
-    if (!ns) this.metadata.set(namespace, (ns = {}));
+    const namespaces = (this.namespaces ??= new Map());
+    let ns = namespaces.get(namespace);
+    if (!ns) namespaces.set(namespace, (ns = {}));
     ns[key] = value;
   }
 
@@ -91,11 +117,10 @@ export class PhaseOutput {
 
   /** Forgets every decision (the message continues unchanged). */
   reset(): void {
-    this.setHeaders.clear();
-    this.removeHeaders.clear();
+    this.clearHeaderMutations();
     this.body = undefined;
     this.clearRouteCache = false;
-    this.metadata.clear();
+    this.namespaces = undefined;
     this.reply = undefined;
     this.error = undefined;
   }
@@ -103,11 +128,11 @@ export class PhaseOutput {
   /** A copy of the decisions so far (the pipeline continues on it when a stage timed out). */
   clone(): PhaseOutput {
     const o = new PhaseOutput();
-    for (const [k, v] of this.setHeaders) o.setHeaders.set(k, v);
-    for (const k of this.removeHeaders) o.removeHeaders.add(k);
+    if (this.headersToSet) o.headersToSet = new Map(this.headersToSet);
+    if (this.headersToRemove) o.headersToRemove = new Set(this.headersToRemove);
     o.body = this.body;
     o.clearRouteCache = this.clearRouteCache;
-    for (const [ns, v] of this.metadata) o.metadata.set(ns, { ...v });
+    if (this.namespaces) o.namespaces = new Map([...this.namespaces].map(([ns, v]) => [ns, { ...v }]));
     o.reply = this.reply;
     o.error = this.error;
     return o;

@@ -117,7 +117,17 @@ export class SseParser {
       }
     }
     let lineStart = i;
+    // Without CR in the chunk (nearly every provider ends lines with LF alone), the next line
+    // end is found natively (memchr) instead of testing every byte here.
+    const lfOnly = buf.indexOf(CR, i) === -1;
     for (; i < n; i++) {
+      if (lfOnly) {
+        i = buf.indexOf(LF, i);
+        if (i === -1) {
+          i = n;
+          break;
+        }
+      }
       const b = buf[i];
       if (b !== LF && b !== CR) continue;
       // A complete line: [lineStart, i), possibly preceded by bytes of earlier chunks.

@@ -33,36 +33,28 @@ type Json = Record<string, unknown>;
 const DEFER_LIMIT = 256 * 1024;
 
 /**
+ * Anything in an OpenAI event besides output text: an error, a usage object (not `null`, as
+ * every chunk has with include_usage), or a Responses API event other than a text delta.
+ */
+const OPENAI_NOT_TEXT = /"(?:error"|usage"\s*:\s*\{|type"\s*:\s*"response\.(?!output_text\.delta"))/;
+const ANTHROPIC_DELTA = '{"type":"content_block_delta"';
+
+/**
  * True when `e` can only add output text: a Chat Completions delta or Responses API text delta
  * (OpenAI), a `content_block_delta` (Anthropic); with no usage object, no error and not the
- * end. Decided on the raw data without parsing it: inside JSON strings a quote is escaped, so
- * `"usage"` or `"error"` in the data can only be a key or a bare value, never the model's text.
+ * end. Decided on the raw data without parsing it, in one pass: inside JSON strings a quote is
+ * escaped, so `"usage"` or `"error"` in the data can only be a key or a bare value, never the
+ * model's text.
  */
 export function isTextOnlyEvent(e: SseEvent, dialect: Dialect): boolean {
   const data = e.data;
-  if (data.charCodeAt(0) !== 0x7b /* { */ || data.includes('"error"') || hasUsageObject(data)) return false;
-  if (dialect === 'anthropic') return e.event === 'content_block_delta' || (e.event === undefined && data.includes('"type":"content_block_delta"'));
-  // Responses API: only its text deltas; every other typed event is read at once.
-  if (data.includes('"type":"response.')) return data.includes('"type":"response.output_text.delta"');
-  return data.includes('"choices"');
-}
-
-/** Some `"usage"` key in the raw JSON holds an object (not `null`, as every OpenAI chunk with include_usage has). */
-function hasUsageObject(data: string): boolean {
-  for (let i = data.indexOf('"usage"'); i !== -1; i = data.indexOf('"usage"', i + 7)) {
-    let j = i + 7;
-    while (isJsonSpace(data.charCodeAt(j))) j++;
-    if (data.charCodeAt(j) !== 0x3a /* : */) continue;
-    j++;
-    while (isJsonSpace(data.charCodeAt(j))) j++;
-    if (data.charCodeAt(j) === 0x7b /* { */) return true;
+  if (dialect === 'anthropic') {
+    // Anthropic's data always opens with its type, which is authoritative.
+    return (e.event === undefined || e.event === 'content_block_delta') && data.startsWith(ANTHROPIC_DELTA);
   }
-  return false;
+  return data.charCodeAt(0) === 0x7b /* { */ && !OPENAI_NOT_TEXT.test(data);
 }
 
-function isJsonSpace(c: number): boolean {
-  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
-}
 function isObj(v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

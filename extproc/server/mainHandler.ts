@@ -153,8 +153,7 @@ export class MainHandler implements StreamHandler {
         // chunk would corrupt a body whose start already went upstream.
         s.x.log.warn('request body arrived STREAMED; mutations dropped (set request_body_mode BUFFERED or allow_mode_override)');
         o.body = undefined;
-        o.setHeaders.clear();
-        o.removeHeaders.clear();
+        o.clearHeaderMutations();
       }
     });
   }
