@@ -110,6 +110,8 @@ export interface Exchange {
   readonly uninspectable: string | undefined;
   /** Fires when the stream closes (client gone, Envoy done, shutdown): abort slow I/O with it. */
   readonly signal: AbortSignal;
+  /** True once the stream closed (what `signal.aborted` says, without making a signal). */
+  readonly closed: boolean;
   /** Logger bound to the request id. */
   readonly log: Logger;
   /** True when `level` is logged. */
@@ -173,6 +175,7 @@ export interface Exchange {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const CLOSE_REASONS = new Map<string, Error>();
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
 const NO_EVENTS: readonly SseEvent[] = Object.freeze([]);
 
@@ -286,9 +289,17 @@ export class StreamExchange implements Exchange {
     return (this.abort ??= new AbortController()).signal;
   }
 
+  get closed(): boolean {
+    return this.closeReason !== undefined;
+  }
+
   /** Fires `signal` (the stream closed). Cheap when no stage ever asked for it. */
   abortSignal(reason: string): void {
-    this.abort?.abort(new Error(`stream closed: ${reason}`));
+    if (this.abort === undefined) return;
+    // One reason object per kind, made once: an Error per stream would capture a stack each time.
+    let err = CLOSE_REASONS.get(reason);
+    if (err === undefined) CLOSE_REASONS.set(reason, (err = new Error(`stream closed: ${reason}`)));
+    this.abort.abort(err);
   }
 
   logs(level: LogLevel): boolean {

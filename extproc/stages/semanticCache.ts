@@ -214,8 +214,9 @@ export function createSemanticCache(options: SemanticCacheOptions, deps: StageDe
       return miss('store-not-ready');
     }
     const abort = new AbortController();
-    const signal = AbortSignal.any([abort.signal, x.signal]);
     const embedding = async (): Promise<Float32Array> => {
+      // Made only when the lookup needs a vector (a lookup in an empty scope never does).
+      const signal = AbortSignal.any([abort.signal, x.signal]);
       const [v] = await service.embedder.embed([ctx.keys.newestUserText], signal);
       if (!v) throw new EmbedderError('invalid-response', 'embedder returned no vector');
       if (state) state.embedding = v;
@@ -238,7 +239,7 @@ export function createSemanticCache(options: SemanticCacheOptions, deps: StageDe
       );
     } catch (err) {
       const kind = err instanceof EmbedderError ? 'embedding' : 'store';
-      if (x.signal.aborted) return; // the client left: nothing to answer
+      if (x.closed) return; // the client left: nothing to answer
       service.failure(kind, err);
       if (stage.failure === 'closed' && (err instanceof EmbedderError || err instanceof CacheStoreError)) throw err;
       return miss(`${kind}-error`);

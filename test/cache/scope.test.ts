@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, deriveCacheKeys, scopeKey, type ScopeParts } from '../../extproc/cache/index.js';
+import { mulberry32 } from '../helpers/prng.js';
 
 const base: ScopeParts = { caller: 'a', route: 'r', model: 'm', dialect: 'openai', params: {}, history: [] };
 
@@ -8,6 +9,28 @@ describe('scope key', () => {
     expect(scopeKey({ ...base, caller: 'a|b', route: 'c' })).not.toBe(scopeKey({ ...base, caller: 'a', route: 'b|c' }));
     expect(scopeKey({ ...base, caller: 'a","b', route: 'c' })).not.toBe(scopeKey({ ...base, caller: 'a', route: 'b","c' }));
     expect(scopeKey({ ...base, caller: 'a\u0000', route: 'b' })).not.toBe(scopeKey({ ...base, caller: 'a', route: '\u0000b' }));
+  });
+
+  it('canonical JSON is JSON.parse-able, sorts keys, drops undefined members like JSON.stringify (random values)', () => {
+    const rnd = mulberry32(7);
+    const keys = ['a', 'b', 'é', 'z1', '"q"', '\\', 'content', 'role', '10', '2'];
+    const value = (depth: number): unknown => {
+      const r = rnd();
+      if (depth > 3 || r < 0.3) return [null, true, 0, -1.5, 'x', 'a"b\\c\n', '🙂', undefined][Math.floor(rnd() * 8)];
+      if (r < 0.6) return Array.from({ length: Math.floor(rnd() * 4) }, () => value(depth + 1));
+      const o: Record<string, unknown> = {};
+      for (let i = Math.floor(rnd() * 5); i > 0; i--) o[keys[Math.floor(rnd() * keys.length)]!] = value(depth + 1);
+      return o;
+    };
+    const sorted = (v: unknown): unknown =>
+      Array.isArray(v) ? v.map(sorted) : v !== null && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted((v as Record<string, unknown>)[k])])) : v;
+    for (let i = 0; i < 500; i++) {
+      const v = value(0);
+      const c = canonicalJson(v);
+      expect(JSON.parse(c)).toEqual(JSON.parse(JSON.stringify(v) ?? 'null'));
+      // Same text as JSON.stringify of a key-sorted copy, where key order is not the engine's integer-first order.
+      if (!JSON.stringify(v)?.match(/"\d+":/)) expect(c).toBe(JSON.stringify(sorted(v)) ?? 'null');
+    }
   });
 
   it('is independent of key order and changes with any field', () => {
