@@ -2,7 +2,7 @@
 // type), and speed: scan+rewrite of a 100 KB prompt, the longest event-loop block while the
 // async walker rewrites a 2 MB prompt, and restore time per streamed chunk.
 //
-//   npx tsx bench/pii.ts [--docs N] [--seed S]
+//   npm run bench:pii -- [--docs N] [--seed S]   (compiled by tsc, as `npm start` runs; `npx tsx bench/pii.ts` works too, slower)
 import { parseArgs } from 'node:util';
 import { builtinEntityTypes } from '../extproc/pii/entities.js';
 import { PiiEngine } from '../extproc/pii/engine.js';

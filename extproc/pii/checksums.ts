@@ -97,13 +97,26 @@ export function ssnValid(area: string, group: string, serial: string): boolean {
 
 /** Dotted-quad IPv4: four decimal octets ≤ 255, no leading zeros. */
 export function ipv4Valid(s: string): boolean {
-  const parts = s.split('.');
-  if (parts.length !== 4) return false;
-  for (const p of parts) {
-    if (p.length === 0 || p.length > 3 || (p.length > 1 && p[0] === '0')) return false;
-    if (!/^\d+$/.test(p) || Number(p) > 255) return false;
+  // One pass over the characters (no split, no regex): it runs for every dotted number found.
+  let parts = 0;
+  let len = 0;
+  let value = 0;
+  let leadingZero = false;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (len === 0 || len > 3 || (len > 1 && leadingZero) || value > 255) return false;
+      parts++;
+      len = 0;
+      value = 0;
+      continue;
+    }
+    if (c < 48 || c > 57) return false;
+    if (len === 0) leadingZero = c === 48;
+    value = value * 10 + (c - 48);
+    len++;
   }
-  return true;
+  return parts === 4;
 }
 
 const hexGroup = /^[0-9A-Fa-f]{1,4}$/;

@@ -91,6 +91,11 @@ const anchorRe = new RegExp(
   'g',
 );
 
+/** For each anchor literal the regex can match: every (needle, detector) that starts at it too ("sk-ant-" also starts "sk-"). */
+const anchorsByMatch: ReadonlyMap<string, readonly (readonly [string, Anchored])[]> = new Map(
+  anchorNeedles.map(([n]) => [n, anchorNeedles.filter(([other]) => n.startsWith(other))] as const),
+);
+
 /**
  * One pass over the text for all anchors (an alternation of literals) instead of one indexOf
  * scan per needle: at each anchor, every detector whose needle starts there is tried ("sk-ant-"
@@ -102,8 +107,8 @@ function detectAnchored(text: string, enabled: ReadonlySet<string>, out: Out): v
     const at = m.index;
     anchorRe.lastIndex = at + 1;
     if (isWord(text.charCodeAt(at - 1))) continue;
-    for (const [needle, d] of anchorNeedles) {
-      if (!enabled.has(d.type) || !text.startsWith(needle, at)) continue;
+    for (const [, d] of anchorsByMatch.get(m[0])!) {
+      if (!enabled.has(d.type)) continue;
       d.re.lastIndex = at;
       const r = d.re.exec(text);
       if (r === null) continue;
@@ -443,8 +448,12 @@ function detectRuns(text: string, w: RunWants, out: Out): void {
   const numbers = w.card || w.ssn || w.phone || w.ipv4;
   const starts = numbers ? runStart : /[A-Z][A-Z][0-9]/g;
   starts.lastIndex = 0;
-  for (let m = starts.exec(text); m !== null; m = starts.exec(text)) {
-    let i = m.index;
+  // `test` rather than `exec`: no match array per candidate. Where the match began follows from
+  // where it ended: three characters back for `[A-Z][A-Z][0-9]` (the digit alternative cannot
+  // follow a letter), else one.
+  while (starts.test(text)) {
+    const e = starts.lastIndex;
+    let i = e >= 3 && isDigit(text.charCodeAt(e - 1)) && isUpper(text.charCodeAt(e - 2)) && isUpper(text.charCodeAt(e - 3)) ? e - 3 : e - 1;
     const c = text.charCodeAt(i);
     if (isDigit(c) || ((c === 43 || c === 40) && isDigit(text.charCodeAt(i + 1)))) {
       const prev = text.charCodeAt(i - 1);
@@ -453,21 +462,35 @@ function detectRuns(text: string, w: RunWants, out: Out): void {
         starts.lastIndex = i + 1;
         continue;
       }
+      if (isDigit(c)) {
+        // Fast exit without building groups: a lone group of fewer than 8 digits (a year, a
+        // count, a time) is no entity, and most digit runs in prose are such.
+        let q = i + 1;
+        while (isDigit(text.charCodeAt(q))) q++;
+        if (q - i < 8) {
+          const nc = text.charCodeAt(q);
+          const n1 = text.charCodeAt(q + 1);
+          if (nc !== 40 && !((nc === 32 || nc === 46 || nc === 45) && (isDigit(n1) || n1 === 40))) {
+            starts.lastIndex = q;
+            continue;
+          }
+        }
+      }
       const { plus, groups } = readRun(text, i);
       if (groups.length === 0) {
         starts.lastIndex = i + 1;
         continue;
       }
       const numberOk = !numberBlocked(prev);
-      // Digits in the first k groups: cheap gates before any detector builds strings.
-      const cum = [0];
-      for (const g of groups) cum.push((cum[cum.length - 1] as number) + g.de - g.ds);
+      // Digits in the first k groups (d): cheap gates before any detector builds strings.
+      let d = 0;
+      for (let j = 0; j < groups.length; j++) d += (groups[j] as Group).de - (groups[j] as Group).ds;
       let card = numberOk && w.card && !plus;
       let ssn = numberOk && w.ssn && !plus;
       let ipv4 = w.ipv4 && !plus;
       let phone = numberOk && w.phone;
       for (let k = groups.length; k >= 1; k--) {
-        const d = cum[k] as number;
+        if (k < groups.length) d -= (groups[k] as Group).de - (groups[k] as Group).ds;
         const tryCard = card && d >= 12 && d <= 19;
         const trySsn = ssn && k === 3 && d === 9;
         const tryIp = ipv4 && k === 4 && d <= 12;

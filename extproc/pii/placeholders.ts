@@ -19,13 +19,21 @@ export const placeholderPattern = /<[A-Z][A-Z0-9_]{0,60}_[1-9][0-9]{0,8}>/g;
 
 export type RestoreMode = 'text' | 'json';
 
+/** One entity type's placeholders in a request. */
+interface TypeState {
+  /** value → placeholder */
+  readonly byValue: Map<string, string>;
+  /** Last number issued. */
+  n: number;
+}
+
 export class PlaceholderTable {
-  /** type → value → placeholder (nested: no key string built per entity). */
-  private readonly byValue = new Map<string, Map<string, string>>();
+  /** type → its placeholders (nested: no key string built per entity). */
+  private readonly types = new Map<string, TypeState>();
   private readonly values = new Map<string, string>();
   private readonly jsonValues = new Map<string, string>();
+  /** Placeholder-shaped literals of the request (numbering skips them). */
   private readonly reserved = new Set<string>();
-  private readonly counters = new Map<string, number>();
   /** `<TYPE_` and its prefixes, for every type with an issued placeholder. */
   private readonly typePrefixes = new Set<string>();
   /** Length of the longest issued placeholder: the most a stream restorer ever holds back. */
@@ -48,32 +56,28 @@ export class PlaceholderTable {
         // Issued before the literal was seen: withdraw it (see module doc).
         this.values.delete(lit);
         this.jsonValues.delete(lit);
-        for (const byType of this.byValue.values()) for (const [k, v] of byType) if (v === lit) byType.delete(k);
+        for (const t of this.types.values()) for (const [k, v] of t.byValue) if (v === lit) t.byValue.delete(k);
       }
     }
   }
 
   /** The placeholder for `value` of `type`: the same one every time within the request. */
   issue(type: string, value: string): string {
-    let byType = this.byValue.get(type);
-    if (byType === undefined) this.byValue.set(type, (byType = new Map()));
-    const known = byType.get(value);
-    if (known !== undefined) return known;
-    const first = !this.counters.has(type);
-    let n = this.counters.get(type) ?? 0;
-    let ph: string;
-    do {
-      n++;
-      ph = `<${type}_${n}>`;
-    } while (this.reserved.has(ph) || this.values.has(ph));
-    this.counters.set(type, n);
-    byType.set(value, ph);
-    this.values.set(ph, value);
-    this.reserved.add(ph);
-    if (first) {
+    let t = this.types.get(type);
+    if (t === undefined) {
+      this.types.set(type, (t = { byValue: new Map(), n: 0 }));
       const head = `<${type}_`;
       for (let i = 1; i <= head.length; i++) this.typePrefixes.add(head.slice(0, i));
     }
+    const known = t.byValue.get(value);
+    if (known !== undefined) return known;
+    // Numbers only grow, so an issued placeholder is never met again here; only the request's
+    // own literals (reserved) are skipped.
+    let ph: string;
+    do ph = `<${type}_${++t.n}>`;
+    while (this.reserved.size > 0 && this.reserved.has(ph));
+    t.byValue.set(value, ph);
+    this.values.set(ph, value);
     if (ph.length > this.maxLength) this.maxLength = ph.length;
     return ph;
   }

@@ -4,9 +4,10 @@
  * and the types that require blocking. Created per request by `PiiEngine.session()`, dropped
  * with the request; its values never leave it.
  *
- * Large texts are scanned in windows (64 Ki characters with an 8 Ki overlap, so an entity straddling a
- * window edge is still seen whole), which lets `rewriteAsync` yield to the event loop between
- * windows: a multi-megabyte prompt never blocks other streams for long.
+ * `rewriteAsync` scans large texts in windows (128 Ki characters with an 8 Ki overlap, so an
+ * entity straddling a window edge is still seen whole) and yields to the event loop between
+ * them: a multi-megabyte prompt never blocks other streams for long. `rewrite` (for texts the
+ * caller may block on) scans in one pass: no overlap scanned twice, no window copies.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Detection, EntityType, PiiAction } from './entities.js';
@@ -14,8 +15,8 @@ import { PlaceholderTable, type RestoreMode } from './placeholders.js';
 import { StreamRestorer, restoreText } from './restore.js';
 import type { PiiScanner } from './scanner.js';
 
-/** Text scanned per window (and between two yields of the async variants). */
-export const windowChars = 64 * 1024;
+/** Text scanned per window (and between two yields of the async variants): ~3 ms of work. */
+export const windowChars = 128 * 1024;
 /** Extra text scanned past a window's end so entities crossing it are seen whole. */
 const overlapChars = 8 * 1024;
 /** Text before a window's start, for detectors that look behind (boundaries, URL schemes). */
@@ -59,10 +60,7 @@ export class PiiSession {
   rewrite(text: string, options: RewriteOptions = {}): string {
     if (this.idle || text.length === 0) return text;
     this.table.reserve(text);
-    if (text.length <= windowChars) return this.apply(text, this.scanner.scan(text), options);
-    const found: Detection[] = [];
-    for (let a = 0; a < text.length; ) a = this.scanWindow(text, a, found);
-    return this.apply(text, found, options);
+    return this.apply(text, this.scanner.scan(text), options);
   }
 
   /** Like `rewrite`, yielding to the event loop after each window of a large text. */

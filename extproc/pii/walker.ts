@@ -280,7 +280,7 @@ export function rewriteRequest(body: Record<string, unknown>, dialect: Dialect, 
 }
 
 /**
- * Rewrites a request, yielding to the event loop after every `windowChars` (64 Ki) characters of text (and between the
+ * Rewrites a request, yielding to the event loop after every `windowChars` (128 Ki) characters of text (and between the
  * windows of one large text), so a multi-megabyte prompt does not hold up other streams.
  */
 export async function rewriteRequestAsync(

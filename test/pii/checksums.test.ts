@@ -72,6 +72,8 @@ describe('IP addresses', () => {
     expect(ipv4Valid('256.1.1.1')).toBe(false);
     expect(ipv4Valid('01.2.3.4')).toBe(false);
     expect(ipv4Valid('1.2.3')).toBe(false);
+    for (const a of ['0.0.0.0', '10.0.0.1', '9.99.199.249']) expect(ipv4Valid(a), a).toBe(true);
+    for (const a of ['1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.', '1.2.3.4a', '1000.1.1.1', '1.2.3.00', '', '1.2.3.-4']) expect(ipv4Valid(a), a).toBe(false);
   });
   it('IPv6 full, compressed, with IPv4 tail; not times, MACs or code', () => {
     for (const a of ['2001:0db8:85a3:0000:0000:8a2e:0370:7334', '2001:db8::1', 'fe80::1ff:fe23:4567:890a', '::1', '::ffff:192.0.2.128', 'fe80::']) {
