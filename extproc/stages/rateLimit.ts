@@ -43,7 +43,7 @@ import type { Stage, StageDeps, StageFactory } from '../pipeline/stage.js';
 import { dialectOfPath } from '../providers/paths.js';
 import type { Dialect } from '../providers/types.js';
 import { describeError } from '../telemetry/logger.js';
-import { TokenCounter, preloadEncoding } from '../tokens/index.js';
+import { TokenCounter } from '../tokens/index.js';
 import { callerIdentity } from './identity.js';
 import { LimitModels, type LimitModel } from './rateLimitEstimate.js';
 import { actualUsage } from './rateLimitSettle.js';
@@ -169,9 +169,6 @@ export function createRateLimit(options: RateLimitOptions, deps: StageDeps, inte
   const limiter = svc.limiter;
   internals.onLimiter?.(limiter);
   const counter = deps.services.shared('rate-limit.token-counter', null, () => new TokenCounter(), (c) => c.close());
-  // Settling a stream without usage fields counts its text inline (≤ 8 KB): load the o200k
-  // tables (~200 ms, once per process) now rather than stalling the first such settlement.
-  preloadEncoding('o200k_base');
   const models = new LimitModels(deps.catalog.models, options);
   const budgets = hasBudgets(options);
   const NO_BUDGET = Promise.resolve(0);

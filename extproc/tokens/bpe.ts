@@ -35,8 +35,3 @@ export function countBpe(text: string, encoding: EncodingName): number {
   if (text.length === 0) return 0;
   return encoder(encoding)(text, PLAIN_TEXT);
 }
-
-/** Loads an encoding now (at startup) rather than on the first request. */
-export function preloadEncoding(encoding: EncodingName): void {
-  encoder(encoding);
-}

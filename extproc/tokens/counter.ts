@@ -3,10 +3,15 @@
  * Exact token counts that never stall the event loop for long.
  *
  * BPE is CPU-bound (a 2 MB prompt is ~100 ms even with the fast encoder), so `TokenCounter`
- * counts texts above `inlineMaxChars` on worker threads and only small ones inline, where the
- * worker round trip (~0.1 ms: structured clone + message + wake-up) costs more than the count
- * itself (bench/tokens.ts measures the crossover). Workers load each encoder once and live until
- * `close()`; a worker that dies is replaced on the next call and its pending counts reject.
+ * counts on worker threads. By default every text goes there, even a short one whose count
+ * would be cheaper inline than the round trip (~0.1 ms: structured clone + message + wake-up):
+ * an encoder's tables are tens of MB of heap, and on the serving thread every full GC would
+ * walk them for the life of the process (measured: the full pipeline at c=1 went from 2.04x to
+ * 1.73x the floor's CPU when the serving thread stopped loading o200k). Counts happen when a
+ * request is settled, off its path, so the round trip costs no latency anyone waits on.
+ * `inlineMaxChars` brings inline counting back for callers that want it. Workers load each
+ * encoder once and live until `close()`; a worker that dies is replaced on the next call and
+ * its pending counts reject.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -18,8 +23,8 @@ export interface TokenCounterOptions {
   /** Worker threads (default 1: one core counts while the other serves streams). */
   readonly workers?: number;
   /**
-   * Texts up to this many UTF-16 code units are counted inline on the caller's thread
-   * (default 8192: under ~0.5 ms, cheaper than a worker round trip; 0 sends everything to workers).
+   * Texts up to this many UTF-16 code units are counted inline on the caller's thread, which
+   * then holds the encoder's tables (default 0: everything on workers, see the module doc).
    */
   readonly inlineMaxChars?: number;
 }
@@ -108,7 +113,7 @@ export class TokenCounter {
 
   constructor(options: TokenCounterOptions = {}) {
     this.size = Math.max(1, options.workers ?? 1);
-    this.inlineMax = options.inlineMaxChars ?? 8192;
+    this.inlineMax = options.inlineMaxChars ?? 0;
     this.workers = new Array<CountWorker | undefined>(this.size).fill(undefined);
   }
 
