@@ -181,11 +181,20 @@ export class SemanticCache {
     }
   }
 
+  /**
+   * True when this process knows, without asking the store, that `scopeKey` holds no live entry
+   * at `now`: the store's only writer (embedded) never filled the scope or saw its entries
+   * expire. False means "ask the store" (always, on a shared Postgres).
+   */
+  knownEmpty(scopeKey: string, now: number): boolean {
+    return this.liveUntil !== undefined && (this.liveUntil.get(scopeKey) ?? 0) <= now;
+  }
+
   async lookup(q: LookupQuery): Promise<LookupResult> {
     if (!(q.threshold > 0 && q.threshold <= 1)) throw new RangeError('threshold must be in (0, 1]');
     const now = q.now ?? Date.now();
     // A scope this (only) writer never filled, or whose entries all expired: nothing to find.
-    if (this.liveUntil && (this.liveUntil.get(q.scopeKey) ?? 0) <= now) return { hit: false, reason: 'no-entry' };
+    if (this.knownEmpty(q.scopeKey, now)) return { hit: false, reason: 'no-entry' };
     const oldest = new Date(q.maxAgeMs === undefined ? 0 : now - q.maxAgeMs);
     // One statement answers both "is there an exact entry?" and "could a similar one exist?": a
     // scope with no live embedded entry cannot give a similar hit, so such a miss costs neither

@@ -171,7 +171,6 @@ export function createRateLimit(options: RateLimitOptions, deps: StageDeps, inte
   const counter = deps.services.shared('rate-limit.token-counter', null, () => new TokenCounter(), (c) => c.close());
   const models = new LimitModels(deps.catalog.models, options);
   const budgets = hasBudgets(options);
-  const NO_BUDGET = Promise.resolve(0);
   const wait = startupWait(options);
   const redis = options.backend === 'redis' ? options.redis : undefined;
 
@@ -228,10 +227,8 @@ export function createRateLimit(options: RateLimitOptions, deps: StageDeps, inte
     requestHeaders(x) {
       const identity: Identity | undefined = x.get(callerIdentity);
       if (!identity) return;
-      if (!budgets) {
-        x.set(budgetUsage, NO_BUDGET);
-        return;
-      }
+      // Without USD budgets nothing is published: `route` then decides synchronously.
+      if (!budgets) return;
       const started = whenStarted(svc, wait);
       const read = started ? started.then(() => limiter.usage(identity.caller)) : limiter.usage(identity.caller);
       x.set(budgetUsage, startEarly(read.then((u) => u.maxFraction, () => 0)));

@@ -180,26 +180,41 @@ export function createSemanticCache(options: SemanticCacheOptions, deps: StageDe
     decide(x, out, { status: 'bypass', reason });
   }
 
-  async function lookup(
-    stage: Stage,
-    x: Exchange,
-    out: PhaseOutput,
-    ctx: { keys: CacheKeys; dialect: Dialect; body: Json; threshold: number; maxAgeMs: number | undefined; store: boolean; plannedModel: string; routed: boolean },
-  ): Promise<void> {
+  type LookupContext = { keys: CacheKeys; dialect: Dialect; body: Json; threshold: number; maxAgeMs: number | undefined; store: boolean; plannedModel: string; routed: boolean };
+
+  /** Looks up the cache; synchronous (no promise, no timer) when the scope is known empty in process. */
+  function lookup(stage: Stage, x: Exchange, out: PhaseOutput, ctx: LookupContext): void | Promise<void> {
+    const cache = service.cache;
+    if (cache?.knownEmpty(ctx.keys.scopeKey, clock())) {
+      service.counters.lookups++;
+      service.counters.misses++;
+      decide(x, out, { status: 'miss', reason: 'no-entry', lookupMs: 0 });
+      if (ctx.store) {
+        x.set(missState, missStateOf(ctx));
+        x.wantResponseBody();
+      }
+      return;
+    }
+    return lookupAsync(stage, x, out, ctx);
+  }
+
+  function missStateOf(ctx: LookupContext): MissState {
+    return {
+      service,
+      keys: ctx.keys,
+      dialect: ctx.dialect,
+      plannedModel: ctx.plannedModel,
+      routed: ctx.routed,
+      embedding: undefined,
+      capture: new AnswerCapture(ctx.dialect, options.maxAnswerChars),
+      refused: undefined,
+    };
+  }
+
+  async function lookupAsync(stage: Stage, x: Exchange, out: PhaseOutput, ctx: LookupContext): Promise<void> {
     const started = performance.now();
     service.counters.lookups++;
-    const state: MissState | undefined = ctx.store
-      ? {
-          service,
-          keys: ctx.keys,
-          dialect: ctx.dialect,
-          plannedModel: ctx.plannedModel,
-          routed: ctx.routed,
-          embedding: undefined,
-          capture: new AnswerCapture(ctx.dialect, options.maxAnswerChars),
-          refused: undefined,
-        }
-      : undefined;
+    const state: MissState | undefined = ctx.store ? missStateOf(ctx) : undefined;
     const miss = (reason: string, extra: Partial<CacheStatus> = {}): void => {
       service.counters.misses++;
       decide(x, out, { status: 'miss', reason, lookupMs: performance.now() - started, ...extra });
@@ -309,16 +324,7 @@ export function createSemanticCache(options: SemanticCacheOptions, deps: StageDe
       // Not looked up, but the fresh answer refreshes the cache.
       service.counters.bypasses++;
       decide(x, out, { status: 'bypass', reason: 'no-cache' });
-      x.set(missState, {
-        service,
-        keys: derived,
-        dialect,
-        plannedModel,
-        routed: ctx.routed,
-        embedding: undefined,
-        capture: new AnswerCapture(dialect, options.maxAnswerChars),
-        refused: undefined,
-      });
+      x.set(missState, missStateOf(ctx));
       x.wantResponseBody();
       return;
     }

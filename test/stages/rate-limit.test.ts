@@ -235,10 +235,10 @@ describe('rate-limit stage: budgets', () => {
     expect(await nextDay.x.get(budgetUsage)).toBe(0);
   });
 
-  it('without budgets the fraction is 0 and no limiter call is made for it', async () => {
+  it('without budgets no fraction is published (route decides at once) and no limiter call is made for it', async () => {
     const { run } = build({ limits: [{ scope: 'caller', requestsPerMinute: 5 }] }, { now: T0 });
     const r = await run({ requestBody: chat(), ...answered(1, 1) });
-    expect(await r.x.get(budgetUsage)).toBe(0);
+    expect(r.x.get(budgetUsage)).toBeUndefined();
     expect(r.x.get(rateLimitState)?.decision?.admitted).toBe(true);
   });
 });
