@@ -25,6 +25,7 @@
 import type { Identity } from '../identity/index.js';
 import {
   FailoverLimiter,
+  MemoryLimiter,
   createLimiter,
   decisionHeaders,
   limitConfigProblems,
@@ -39,6 +40,7 @@ import {
 } from '../limits/index.js';
 import { slot, type Exchange, type Outcome } from '../pipeline/exchange.js';
 import { startEarly } from '../pipeline/pipeline.js';
+import type { PhaseOutput } from '../pipeline/output.js';
 import type { Stage, StageDeps, StageFactory } from '../pipeline/stage.js';
 import { dialectOfPath } from '../providers/paths.js';
 import type { Dialect } from '../providers/types.js';
@@ -162,6 +164,18 @@ function requestObject(x: Exchange): Readonly<Record<string, unknown>> | undefin
   return body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined;
 }
 
+/** Answers 429 in the client's dialect when the limiter refused the request. */
+function refuseUnlessAdmitted(x: Exchange, out: PhaseOutput, decision: Decision): void {
+  if (decision.admitted) return;
+  if (x.logs('info')) x.log.info('rate limited', { rule: decision.limit.rule, scope: decision.limit.scope, metric: decision.limit.metric });
+  const headers = decisionHeaders(decision);
+  out.fail('RATE_LIMITED', refusalMessage(decision.limit), {
+    retryAfterSeconds: Number(headers['retry-after']),
+    headers,
+    details: `gateway_rate_limited_${decision.limit.metric}`,
+  });
+}
+
 /** The stage, built from validated options. */
 export function createRateLimit(options: RateLimitOptions, deps: StageDeps, internals: RateLimitInternals = {}): Stage {
   const name = internals.name ?? 'rate-limit';
@@ -234,7 +248,7 @@ export function createRateLimit(options: RateLimitOptions, deps: StageDeps, inte
       x.set(budgetUsage, startEarly(read.then((u) => u.maxFraction, () => 0)));
     },
 
-    async requestBody(x, out) {
+    requestBody(x, out) {
       const identity = x.get(callerIdentity);
       if (!identity) return;
       const body = requestObject(x);
@@ -243,21 +257,22 @@ export function createRateLimit(options: RateLimitOptions, deps: StageDeps, inte
       const model = models.resolve(choice?.chain[0] ?? (typeof body['model'] === 'string' ? body['model'] : undefined));
       const route = choice?.route;
       const estimate = models.estimate(body, model);
+      const request = { caller: identity.caller, model: model.name, route, estimate };
+      if (limiter instanceof MemoryLimiter) {
+        // The in-process backend never waits: decided now, with no promise on the request path.
+        const decision = limiter.reserveSync(request);
+        const st: RateLimitState = { caller: identity.caller, model, route, estimate, pending: Promise.resolve(decision), decision, read: undefined };
+        x.set(rateLimitState, st);
+        refuseUnlessAdmitted(x, out, decision);
+        return;
+      }
       const started = whenStarted(svc, wait);
-      const pending = startEarly(
-        (started ?? Promise.resolve()).then(() => limiter.reserve({ caller: identity.caller, model: model.name, route, estimate })),
-      );
+      const pending = startEarly((started ?? Promise.resolve()).then(() => limiter.reserve(request)));
       const st: RateLimitState = { caller: identity.caller, model, route, estimate, pending, decision: undefined, read: undefined };
       x.set(rateLimitState, st);
-      const decision = await pending;
-      st.decision = decision;
-      if (decision.admitted) return;
-      if (x.logs('info')) x.log.info('rate limited', { rule: decision.limit.rule, scope: decision.limit.scope, metric: decision.limit.metric });
-      const headers = decisionHeaders(decision);
-      out.fail('RATE_LIMITED', refusalMessage(decision.limit), {
-        retryAfterSeconds: Number(headers['retry-after']),
-        headers,
-        details: `gateway_rate_limited_${decision.limit.metric}`,
+      return pending.then((decision) => {
+        st.decision = decision;
+        refuseUnlessAdmitted(x, out, decision);
       });
     },
 
