@@ -441,25 +441,46 @@ interface RunWants {
   iban: boolean;
 }
 
-/** Where a digit run or an IBAN can start: V8 scans for these far faster than a JS loop. */
-const runStart = /(?<![A-Za-z0-9_.+-])[0-9+(]|[A-Z][A-Z][0-9]/g;
+/**
+ * Where a digit run or an IBAN can start: V8 scans for these far faster than a JS loop. A digit
+ * run may not follow a word character, `.`, `+` or `-`: the regex consumes the allowed character
+ * before it (a third faster here than a lookbehind), so a search for candidates from `resume`
+ * starts one character earlier (see `nextRunStart`); position 0 has no character before it.
+ */
+const runStart = /[^A-Za-z0-9_.+-][0-9+(]|[A-Z][A-Z][0-9]/g;
+const ibanStart = /[A-Z][A-Z][0-9]/g;
+
+/**
+ * The first candidate at or after `resume`, or -1. `test` rather than `exec`: no match array per
+ * candidate. Where the candidate is follows from where the match ended: three characters back
+ * for `[A-Z][A-Z][0-9]` (a digit candidate never follows a letter), else one.
+ */
+function nextRunStart(text: string, starts: RegExp, numbers: boolean, resume: number): number {
+  if (resume === 0 && numbers) {
+    const c = text.charCodeAt(0);
+    if (isDigit(c) || c === 43 || c === 40) return 0;
+  }
+  starts.lastIndex = numbers && resume > 0 ? resume - 1 : resume;
+  for (;;) {
+    if (!starts.test(text)) return -1;
+    const e = starts.lastIndex;
+    const i = e >= 3 && isDigit(text.charCodeAt(e - 1)) && isUpper(text.charCodeAt(e - 2)) && isUpper(text.charCodeAt(e - 3)) ? e - 3 : e - 1;
+    if (i >= resume) return i;
+  }
+}
 
 function detectRuns(text: string, w: RunWants, out: Out): void {
   const numbers = w.card || w.ssn || w.phone || w.ipv4;
-  const starts = numbers ? runStart : /[A-Z][A-Z][0-9]/g;
-  starts.lastIndex = 0;
-  // `test` rather than `exec`: no match array per candidate. Where the match began follows from
-  // where it ended: three characters back for `[A-Z][A-Z][0-9]` (the digit alternative cannot
-  // follow a letter), else one.
-  while (starts.test(text)) {
-    const e = starts.lastIndex;
-    let i = e >= 3 && isDigit(text.charCodeAt(e - 1)) && isUpper(text.charCodeAt(e - 2)) && isUpper(text.charCodeAt(e - 3)) ? e - 3 : e - 1;
+  const starts = numbers ? runStart : ibanStart;
+  for (let i = nextRunStart(text, starts, numbers, 0), resume = 0; i !== -1; i = nextRunStart(text, starts, numbers, resume)) {
     const c = text.charCodeAt(i);
+    // Where the next candidate may start unless a branch below says otherwise: after this match.
+    resume = i + (isUpper(c) ? 3 : 1);
     if (isDigit(c) || ((c === 43 || c === 40) && isDigit(text.charCodeAt(i + 1)))) {
       const prev = text.charCodeAt(i - 1);
       if (runBlocked(prev) || (c === 40 && isDigit(prev))) {
         while (isDigit(text.charCodeAt(i + 1))) i++;
-        starts.lastIndex = i + 1;
+        resume = i + 1;
         continue;
       }
       if (isDigit(c)) {
@@ -471,14 +492,14 @@ function detectRuns(text: string, w: RunWants, out: Out): void {
           const nc = text.charCodeAt(q);
           const n1 = text.charCodeAt(q + 1);
           if (nc !== 40 && !((nc === 32 || nc === 46 || nc === 45) && (isDigit(n1) || n1 === 40))) {
-            starts.lastIndex = q;
+            resume = q;
             continue;
           }
         }
       }
       const { plus, groups } = readRun(text, i);
       if (groups.length === 0) {
-        starts.lastIndex = i + 1;
+        resume = i + 1;
         continue;
       }
       const numberOk = !numberBlocked(prev);
@@ -518,13 +539,13 @@ function detectRuns(text: string, w: RunWants, out: Out): void {
       // after the first group; a group after a space passes the boundary test, others do not.
       // A parenthesised first group may hold an entity itself ("(4111111111111111)"): resume
       // just inside the parenthesis then.
-      starts.lastIndex = (groups[0] as Group).paren ? i + 1 : (groups[0] as Group).end;
+      resume = (groups[0] as Group).paren ? i + 1 : (groups[0] as Group).end;
     } else if (w.iban && isUpper(c) && isUpper(text.charCodeAt(i + 1))) {
       if (isDigit(text.charCodeAt(i + 2)) && isDigit(text.charCodeAt(i + 3)) && !isWord(text.charCodeAt(i - 1))) {
         const end = ibanAt(text, i);
         if (end !== -1) {
           push(out, i, end, 'IBAN');
-          starts.lastIndex = end;
+          resume = end;
         }
       }
     }
