@@ -45,7 +45,7 @@ import type { Stage, StageDeps, StageFactory } from '../pipeline/stage.js';
 import { dialectOfPath } from '../providers/paths.js';
 import type { Dialect } from '../providers/types.js';
 import { describeError } from '../telemetry/logger.js';
-import { TokenCounter } from '../tokens/index.js';
+import { TOKEN_COUNTER_SERVICE, TokenCounter } from '../tokens/index.js';
 import { callerIdentity } from './identity.js';
 import { LimitModels, type LimitModel } from './rateLimitEstimate.js';
 import { actualUsage } from './rateLimitSettle.js';
@@ -182,7 +182,7 @@ export function createRateLimit(options: RateLimitOptions, deps: StageDeps, inte
   const svc = limiterService(options, deps, internals);
   const limiter = svc.limiter;
   internals.onLimiter?.(limiter);
-  const counter = deps.services.shared('rate-limit.token-counter', null, () => new TokenCounter(), (c) => c.close());
+  const counter = deps.services.shared(TOKEN_COUNTER_SERVICE, null, () => new TokenCounter(), (c) => c.close());
   const models = new LimitModels(deps.catalog.models, options);
   const budgets = hasBudgets(options);
   const wait = startupWait(options);

@@ -156,6 +156,9 @@ export class TokenCounter {
   }
 }
 
+/** The `deps.services.shared` key under which stages share one counter (one worker per process). */
+export const TOKEN_COUNTER_SERVICE = 'token-counter';
+
 let shared: TokenCounter | undefined;
 
 /** Exact count on the process-wide counter (one worker, created on first use). */
