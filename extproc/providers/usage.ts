@@ -32,6 +32,37 @@ type Json = Record<string, unknown>;
 /** Most bytes of unparsed text-only events one answer keeps before reading them (see deferText). */
 const DEFER_LIMIT = 256 * 1024;
 
+const OPENAI_CONTENT_DELTA = '"delta":{"content":"';
+const ANTHROPIC_TEXT_DELTA = '"delta":{"type":"text_delta","text":"';
+
+/**
+ * The text of a text-only event in its commonest shape, read from its one string literal
+ * without parsing the event: an OpenAI chunk of one choice whose delta is only `content`, or an
+ * Anthropic `text_delta`. Undefined for any other shape (the caller then parses it when needed).
+ * A quote inside a JSON string is escaped, so the literal ends at the first unescaped quote;
+ * `JSON.parse` of that literal alone undoes the escapes and gives a string of its own (the
+ * event's data can then be dropped).
+ */
+export function plainDeltaText(data: string, dialect: Dialect): string | undefined {
+  const marker = dialect === 'openai' ? OPENAI_CONTENT_DELTA : ANTHROPIC_TEXT_DELTA;
+  const at = data.indexOf(marker);
+  if (at === -1 || data.indexOf('"delta"', at + 8) !== -1) return undefined; // absent, or several choices
+  const open = at + marker.length - 1;
+  let i = open + 1;
+  for (;;) {
+    const c = data.charCodeAt(i);
+    if (c === 0x22 /* " */) break;
+    if (Number.isNaN(c)) return undefined;
+    i += c === 0x5c /* \ */ ? 2 : 1;
+  }
+  if (data.charCodeAt(i + 1) !== 0x7d /* } */) return undefined; // the delta holds more than its text
+  try {
+    return JSON.parse(data.slice(open, i + 1)) as string;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Anything in an OpenAI event besides output text: an error, a usage object (not `null`, as
  * every chunk has with include_usage), or a Responses API event other than a text delta.
@@ -115,13 +146,20 @@ export class UsageExtractor {
   }
 
   /**
-   * Keeps an event that carries only output text (no usage, no error, not the end; the caller
-   * checked: `isTextOnlyEvent`) unparsed, in its place among the pieces. Its text is read only
-   * if someone asks for the text: most answers report usage, so their deltas are never parsed
-   * (JSON.parse of every chunk was the dearest part of following a stream). Bounded: past
-   * DEFER_LIMIT bytes of pending events they are read at once, so memory stays flat.
+   * Takes an event that carries only output text (no usage, no error, not the end; the caller
+   * checked: `isTextOnlyEvent`) without parsing it. The common shapes (a delta holding only its
+   * text) give their text at once from the one string literal in them (`plainDeltaText`), so the
+   * event itself need not be kept; any other is kept unparsed, in its place among the pieces,
+   * and read only if someone asks for the text: most answers report usage, so their deltas are
+   * never parsed (JSON.parse of every chunk was the dearest part of following a stream).
+   * Bounded: past DEFER_LIMIT bytes of pending events they are read at once.
    */
   deferText(e: SseEvent): void {
+    const plain = plainDeltaText(e.data, this.dialect);
+    if (plain !== undefined) {
+      this.addText(plain);
+      return;
+    }
     this.pieces.push(e);
     this.joined = undefined;
     this.deferredBytes += e.data.length;

@@ -1,7 +1,7 @@
 import { describe, it, expect, vi } from 'vitest';
 import { fixture } from './cases.js';
 import { SseParser, type SseEvent } from '../../extproc/providers/sse.js';
-import { isTextOnlyEvent, UsageExtractor } from '../../extproc/providers/usage.js';
+import { isTextOnlyEvent, plainDeltaText, UsageExtractor } from '../../extproc/providers/usage.js';
 import { dialectOfPath } from '../../extproc/providers/paths.js';
 import { translateError, streamErrorEvent, readError } from '../../extproc/providers/errors.js';
 import { openaiToAnthropicRequest } from '../../extproc/providers/requestToAnthropic.js';
@@ -95,7 +95,8 @@ describe('UsageExtractor: text-only events read only when the text is needed', (
   }
 
   it('a stream that reports usage never parses its deltas; asking for the text does', () => {
-    const deltas = Array.from({ length: 20 }, (_, i) => `{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"w${i} "},"finish_reason":null}],"usage":null}`);
+    // Deltas with a field besides the text: not the plain shape, so kept unparsed.
+    const deltas = Array.from({ length: 20 }, (_, i) => `{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"w${i} ","refusal":null},"finish_reason":null}],"usage":null}`);
     const evs = [...deltas, '{"id":"c","model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":20}}'].map((d) => ({ event: undefined, data: d, id: undefined, retry: undefined }));
     const parse = vi.spyOn(JSON, 'parse');
     try {
@@ -110,12 +111,37 @@ describe('UsageExtractor: text-only events read only when the text is needed', (
     }
   });
 
+  it('the plain delta shapes give their text from the string literal alone; every other shape is left to the parser', () => {
+    const oa = (delta: string, extra = ''): string => `{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":${delta},"logprobs":null,"finish_reason":null}${extra}],"usage":null}`;
+    expect(plainDeltaText(oa('{"content":"Hello"}'), 'openai')).toBe('Hello');
+    expect(plainDeltaText(oa('{"content":"a \\"quoted\\" \\\\ path\\n é 🙂 \\u00e9"}'), 'openai')).toBe('a "quoted" \\ path\n é 🙂 é');
+    expect(plainDeltaText(oa('{"content":""}'), 'openai')).toBe('');
+    expect(plainDeltaText(oa('{"role":"assistant","content":"x"}'), 'openai')).toBeUndefined();
+    expect(plainDeltaText(oa('{"content":"x","refusal":null}'), 'openai')).toBeUndefined();
+    expect(plainDeltaText(oa('{"content":"x"}', ',{"index":1,"delta":{"content":"y"}}'), 'openai')).toBeUndefined();
+    expect(plainDeltaText(oa('{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}'), 'openai')).toBeUndefined();
+    expect(plainDeltaText('{"choices":[{"delta":{"content":"unterminated', 'openai')).toBeUndefined();
+    expect(plainDeltaText('{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Bonjour \\"toi\\""}}', 'anthropic')).toBe('Bonjour "toi"');
+    expect(plainDeltaText('{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\\"a\\""}}', 'anthropic')).toBeUndefined();
+    // Whatever the shape, the text read equals what parsing the whole event gives.
+    for (const [dialect, name] of streams) {
+      for (const e of events(name)) {
+        if (!isTextOnlyEvent(e, dialect)) continue;
+        const plain = plainDeltaText(e.data, dialect);
+        if (plain === undefined) continue;
+        const u = new UsageExtractor(dialect);
+        u.push(e);
+        expect(plain).toBe(u.text);
+      }
+    }
+  });
+
   it('pending deltas are read once they pass the size bound (memory stays flat on long answers)', () => {
     const u = new UsageExtractor('openai');
     const big = 'x'.repeat(60_000);
     const parse = vi.spyOn(JSON, 'parse');
     try {
-      for (let i = 0; i < 5; i++) u.deferText({ event: undefined, data: `{"choices":[{"delta":{"content":"${big}"}}],"n":${i}}`, id: undefined, retry: undefined });
+      for (let i = 0; i < 5; i++) u.deferText({ event: undefined, data: `{"choices":[{"delta":{"content":"${big}","refusal":null}}],"n":${i}}`, id: undefined, retry: undefined });
       expect(parse).toHaveBeenCalledTimes(5); // 300 KB > 256 KB: read
       expect(u.textLength).toBe(5 * big.length);
     } finally {
