@@ -32,58 +32,72 @@ type Json = Record<string, unknown>;
 /** Most bytes of unparsed text-only events one answer keeps before reading them (see deferText). */
 const DEFER_LIMIT = 256 * 1024;
 
-const OPENAI_CONTENT_DELTA = '"delta":{"content":"';
-const ANTHROPIC_TEXT_DELTA = '"delta":{"type":"text_delta","text":"';
+/**
+ * In one pass over an OpenAI event: anything besides output text (an error, a usage object —
+ * not `null`, as every chunk has with include_usage —, a Responses API event other than a text
+ * delta) and every `"delta"` key. Inside JSON strings a quote is escaped, so these can only be
+ * keys or bare values, never the model's text.
+ */
+const OPENAI_SCAN = /"(?:error"|usage"\s*:\s*\{|type"\s*:\s*"response\.(?!output_text\.delta")|delta")/g;
+const OPENAI_PLAIN = ':{"content":"';
+const ANTHROPIC_DELTA = '{"type":"content_block_delta"';
+const ANTHROPIC_PLAIN = '"delta":{"type":"text_delta","text":"';
 
 /**
- * The text of a text-only event in its commonest shape, read from its one string literal
- * without parsing the event: an OpenAI chunk of one choice whose delta is only `content`, or an
- * Anthropic `text_delta`. Undefined for any other shape (the caller then parses it when needed).
+ * Reads an event that can only add output text, without parsing it: a Chat Completions delta or
+ * a Responses API text delta (OpenAI), a `content_block_delta` (Anthropic), with no usage
+ * object, no error and not the end. Returns undefined when `e` is not such an event (it must be
+ * parsed). For one in the commonest shape (one choice whose delta holds only `content`, or an
+ * Anthropic `text_delta`), returns its text, read from its one string literal; for any other
+ * text-only shape, null (its text is read by parsing, if ever needed).
+ */
+export function readTextOnly(e: SseEvent, dialect: Dialect): string | null | undefined {
+  const data = e.data;
+  if (dialect === 'anthropic') {
+    // Anthropic's data always opens with its type, which is authoritative.
+    if ((e.event !== undefined && e.event !== 'content_block_delta') || !data.startsWith(ANTHROPIC_DELTA)) return undefined;
+    const at = data.indexOf(ANTHROPIC_PLAIN, ANTHROPIC_DELTA.length);
+    return at === -1 ? null : literalThenBrace(data, at + ANTHROPIC_PLAIN.length - 1);
+  }
+  if (data.charCodeAt(0) !== 0x7b /* { */) return undefined;
+  let delta = -1;
+  let deltas = 0;
+  OPENAI_SCAN.lastIndex = 0;
+  while (OPENAI_SCAN.test(data)) {
+    const end = OPENAI_SCAN.lastIndex;
+    if (!data.startsWith('"delta"', end - 7)) return undefined; // an error, a usage object, a typed event
+    deltas++;
+    delta = end;
+  }
+  if (deltas !== 1 || !data.startsWith(OPENAI_PLAIN, delta)) return null;
+  return literalThenBrace(data, delta + OPENAI_PLAIN.length - 1);
+}
+
+/** True when `e` can only add output text (see `readTextOnly`). */
+export function isTextOnlyEvent(e: SseEvent, dialect: Dialect): boolean {
+  return readTextOnly(e, dialect) !== undefined;
+}
+
+/**
+ * The JSON string literal opening at `open` when the delta closes right after it, else null.
  * A quote inside a JSON string is escaped, so the literal ends at the first unescaped quote;
  * `JSON.parse` of that literal alone undoes the escapes and gives a string of its own (the
  * event's data can then be dropped).
  */
-export function plainDeltaText(data: string, dialect: Dialect): string | undefined {
-  const marker = dialect === 'openai' ? OPENAI_CONTENT_DELTA : ANTHROPIC_TEXT_DELTA;
-  const at = data.indexOf(marker);
-  if (at === -1 || data.indexOf('"delta"', at + 8) !== -1) return undefined; // absent, or several choices
-  const open = at + marker.length - 1;
+function literalThenBrace(data: string, open: number): string | null {
   let i = open + 1;
   for (;;) {
     const c = data.charCodeAt(i);
     if (c === 0x22 /* " */) break;
-    if (Number.isNaN(c)) return undefined;
+    if (Number.isNaN(c)) return null;
     i += c === 0x5c /* \ */ ? 2 : 1;
   }
-  if (data.charCodeAt(i + 1) !== 0x7d /* } */) return undefined; // the delta holds more than its text
+  if (data.charCodeAt(i + 1) !== 0x7d /* } */) return null; // the delta holds more than its text
   try {
     return JSON.parse(data.slice(open, i + 1)) as string;
   } catch {
-    return undefined;
+    return null;
   }
-}
-
-/**
- * Anything in an OpenAI event besides output text: an error, a usage object (not `null`, as
- * every chunk has with include_usage), or a Responses API event other than a text delta.
- */
-const OPENAI_NOT_TEXT = /"(?:error"|usage"\s*:\s*\{|type"\s*:\s*"response\.(?!output_text\.delta"))/;
-const ANTHROPIC_DELTA = '{"type":"content_block_delta"';
-
-/**
- * True when `e` can only add output text: a Chat Completions delta or Responses API text delta
- * (OpenAI), a `content_block_delta` (Anthropic); with no usage object, no error and not the
- * end. Decided on the raw data without parsing it, in one pass: inside JSON strings a quote is
- * escaped, so `"usage"` or `"error"` in the data can only be a key or a bare value, never the
- * model's text.
- */
-export function isTextOnlyEvent(e: SseEvent, dialect: Dialect): boolean {
-  const data = e.data;
-  if (dialect === 'anthropic') {
-    // Anthropic's data always opens with its type, which is authoritative.
-    return (e.event === undefined || e.event === 'content_block_delta') && data.startsWith(ANTHROPIC_DELTA);
-  }
-  return data.charCodeAt(0) === 0x7b /* { */ && !OPENAI_NOT_TEXT.test(data);
 }
 
 function isObj(v: unknown): v is Json {
@@ -146,18 +160,16 @@ export class UsageExtractor {
   }
 
   /**
-   * Takes an event that carries only output text (no usage, no error, not the end; the caller
-   * checked: `isTextOnlyEvent`) without parsing it. The common shapes (a delta holding only its
-   * text) give their text at once from the one string literal in them (`plainDeltaText`), so the
-   * event itself need not be kept; any other is kept unparsed, in its place among the pieces,
-   * and read only if someone asks for the text: most answers report usage, so their deltas are
-   * never parsed (JSON.parse of every chunk was the dearest part of following a stream).
-   * Bounded: past DEFER_LIMIT bytes of pending events they are read at once.
+   * Takes an event that carries only output text, as `readTextOnly` read it: `text` when it
+   * came in the common shape (the event need not be kept), null otherwise. Such an event is kept
+   * unparsed, in its place among the pieces, and read only if someone asks for the text: most
+   * answers report usage, so their deltas are never parsed (JSON.parse of every chunk was the
+   * dearest part of following a stream). Bounded: past DEFER_LIMIT bytes of pending events they
+   * are read at once.
    */
-  deferText(e: SseEvent): void {
-    const plain = plainDeltaText(e.data, this.dialect);
-    if (plain !== undefined) {
-      this.addText(plain);
+  takeTextOnly(e: SseEvent, text: string | null): void {
+    if (text !== null) {
+      this.addText(text);
       return;
     }
     this.pieces.push(e);

@@ -10,7 +10,7 @@ import type { Exchange } from '../pipeline/exchange.js';
 import type { BodyChunk } from '../pipeline/phases.js';
 import { eventJson, type SseEvent } from '../providers/sse.js';
 import type { Dialect } from '../providers/types.js';
-import { isTextOnlyEvent, UsageExtractor } from '../providers/usage.js';
+import { readTextOnly, UsageExtractor } from '../providers/usage.js';
 import { dialectOfPath } from '../providers/paths.js';
 
 /** Largest non-streamed JSON answer read for usage (bigger ones are counted as unreadable). */
@@ -100,9 +100,12 @@ export class UsageCollector {
     }
     // Text-only deltas wait unparsed until (unless) the text is needed. OpenAI names the model on
     // every chunk: the first one is read for it.
-    if ((this.dialect === 'anthropic' || this.responseModel !== undefined) && isTextOnlyEvent(e, this.dialect)) {
-      this.extractor.deferText(e);
-      return;
+    if (this.dialect === 'anthropic' || this.responseModel !== undefined) {
+      const text = readTextOnly(e, this.dialect);
+      if (text !== undefined) {
+        this.extractor.takeTextOnly(e, text);
+        return;
+      }
     }
     const json = eventJson(e);
     if (!isObj(json)) return;

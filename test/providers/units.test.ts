@@ -1,7 +1,7 @@
 import { describe, it, expect, vi } from 'vitest';
 import { fixture } from './cases.js';
 import { SseParser, type SseEvent } from '../../extproc/providers/sse.js';
-import { isTextOnlyEvent, plainDeltaText, UsageExtractor } from '../../extproc/providers/usage.js';
+import { isTextOnlyEvent, readTextOnly, UsageExtractor } from '../../extproc/providers/usage.js';
 import { dialectOfPath } from '../../extproc/providers/paths.js';
 import { translateError, streamErrorEvent, readError } from '../../extproc/providers/errors.js';
 import { openaiToAnthropicRequest } from '../../extproc/providers/requestToAnthropic.js';
@@ -75,8 +75,11 @@ describe('UsageExtractor: text-only events read only when the text is needed', (
     ['anthropic', 'anthropic-stream-text.sse'],
   ] as const;
   const feed = (u: UsageExtractor, evs: SseEvent[], dialect: 'openai' | 'anthropic'): void => {
-    for (const e of evs) if (isTextOnlyEvent(e, dialect)) u.deferText(e);
-    else u.push(e);
+    for (const e of evs) {
+      const text = readTextOnly(e, dialect);
+      if (text !== undefined) u.takeTextOnly(e, text);
+      else u.push(e);
+    }
   };
 
   for (const [dialect, name] of streams) {
@@ -112,6 +115,8 @@ describe('UsageExtractor: text-only events read only when the text is needed', (
   });
 
   it('the plain delta shapes give their text from the string literal alone; every other shape is left to the parser', () => {
+    const plainDeltaText = (data: string, dialect: 'openai' | 'anthropic'): string | undefined =>
+      readTextOnly({ event: dialect === 'anthropic' ? 'content_block_delta' : undefined, data, id: undefined, retry: undefined }, dialect) ?? undefined;
     const oa = (delta: string, extra = ''): string => `{"id":"c","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":${delta},"logprobs":null,"finish_reason":null}${extra}],"usage":null}`;
     expect(plainDeltaText(oa('{"content":"Hello"}'), 'openai')).toBe('Hello');
     expect(plainDeltaText(oa('{"content":"a \\"quoted\\" \\\\ path\\n é 🙂 \\u00e9"}'), 'openai')).toBe('a "quoted" \\ path\n é 🙂 é');
@@ -127,8 +132,8 @@ describe('UsageExtractor: text-only events read only when the text is needed', (
     for (const [dialect, name] of streams) {
       for (const e of events(name)) {
         if (!isTextOnlyEvent(e, dialect)) continue;
-        const plain = plainDeltaText(e.data, dialect);
-        if (plain === undefined) continue;
+        const plain = readTextOnly(e, dialect);
+        if (typeof plain !== 'string') continue;
         const u = new UsageExtractor(dialect);
         u.push(e);
         expect(plain).toBe(u.text);
@@ -141,7 +146,7 @@ describe('UsageExtractor: text-only events read only when the text is needed', (
     const big = 'x'.repeat(60_000);
     const parse = vi.spyOn(JSON, 'parse');
     try {
-      for (let i = 0; i < 5; i++) u.deferText({ event: undefined, data: `{"choices":[{"delta":{"content":"${big}","refusal":null}}],"n":${i}}`, id: undefined, retry: undefined });
+      for (let i = 0; i < 5; i++) u.takeTextOnly({ event: undefined, data: `{"choices":[{"delta":{"content":"${big}","refusal":null}}],"n":${i}}`, id: undefined, retry: undefined }, null);
       expect(parse).toHaveBeenCalledTimes(5); // 300 KB > 256 KB: read
       expect(u.textLength).toBe(5 * big.length);
     } finally {
