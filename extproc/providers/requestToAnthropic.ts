@@ -158,6 +158,30 @@ function pushTurn(out: AnthropicMessage[], role: 'user' | 'assistant', blocks: A
   else out.push({ role, content: blocks });
 }
 
+const PLAIN_ROLES = new Set(['system', 'developer', 'user', 'assistant']);
+
+/**
+ * True when `openaiToAnthropicRequest` certainly succeeds for `req`, judged without building
+ * the translation: every turn a plain string of a known role, no tools, and the few fields it
+ * may refuse in their accepted forms. A strict subset of its rules (kept beside them): false
+ * only means "try the translation to know". Routing asks this for every request whose chain
+ * has a step in the other dialect.
+ */
+export function plainOpenAIChat(req: Readonly<Record<string, unknown>>): boolean {
+  const messages = req['messages'];
+  if (!Array.isArray(messages)) return false;
+  if (req['n'] !== undefined && req['n'] !== 1) return false;
+  if (req['tools'] !== undefined || req['tool_choice'] !== undefined) return false;
+  for (let i = 0; i < messages.length; i++) {
+    const m: unknown = messages[i];
+    if (!isObj(m) || typeof m.content !== 'string' || !PLAIN_ROLES.has(m.role as string) || m.tool_calls !== undefined) return false;
+  }
+  const stop = req['stop'];
+  if (!(stop === undefined || stop === null || typeof stop === 'string' || (Array.isArray(stop) && stop.every((x) => typeof x === 'string')))) return false;
+  const max = req['max_completion_tokens'] ?? req['max_tokens'];
+  return max === undefined || max === null || (typeof max === 'number' && Number.isInteger(max) && max >= 1);
+}
+
 /** Translates an OpenAI Chat Completions request body into an Anthropic Messages request body. */
 export function openaiToAnthropicRequest(req: OpenAIChatRequest, opts: ToAnthropicOptions): AnthropicRequest {
   if (!Array.isArray(req.messages)) throw new TranslationError('messages must be an array', 'messages');

@@ -31,6 +31,7 @@ import {
   dialectForUnknownPath,
   dialectOfPath,
   openaiToAnthropicRequest,
+  plainOpenAIChat,
   TranslationError,
   type ApiKind,
   type Dialect,
@@ -296,6 +297,11 @@ class RouteStage implements Stage {
     for (let i = 0; i < chain.length; i++) {
       if (dialectOfApi(chain[i]!.api) === client) continue;
       if (foreign === undefined) {
+        // Plain text chats translate for sure: no trial translation for them (it ran per request).
+        if (client === 'openai' && plainOpenAIChat(body)) {
+          foreign = null;
+          continue;
+        }
         try {
           if (client === 'openai') openaiToAnthropicRequest(body as unknown as OpenAIChatRequest, { model: chain[i]!.upstreamName, defaultMaxTokens: 1 });
           else anthropicToOpenAIRequest(body as Record<string, unknown>, { model: chain[i]!.upstreamName });

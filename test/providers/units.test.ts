@@ -4,7 +4,7 @@ import { SseParser, type SseEvent } from '../../extproc/providers/sse.js';
 import { isTextOnlyEvent, readTextOnly, UsageExtractor } from '../../extproc/providers/usage.js';
 import { dialectOfPath } from '../../extproc/providers/paths.js';
 import { translateError, streamErrorEvent, readError } from '../../extproc/providers/errors.js';
-import { openaiToAnthropicRequest } from '../../extproc/providers/requestToAnthropic.js';
+import { openaiToAnthropicRequest, plainOpenAIChat } from '../../extproc/providers/requestToAnthropic.js';
 import { anthropicToOpenAIRequest } from '../../extproc/providers/requestToOpenAI.js';
 import { adaptForMistral, mistralToolCallId } from '../../extproc/providers/mistral.js';
 import { OpenAIToAnthropicStream } from '../../extproc/providers/streamToAnthropic.js';
@@ -244,6 +244,35 @@ describe('stream terminate and in-stream errors', () => {
     const out = t.terminate('cut');
     expect(out).toMatch(/"choices":\[\],"usage":\{"prompt_tokens":1496,"completion_tokens":89/);
     expect(out.endsWith('data: [DONE]\n\n')).toBe(true);
+  });
+});
+
+describe('plainOpenAIChat: the translation certainly succeeds (no trial needed)', () => {
+  it('never says yes to a body the translator refuses, and says yes to plain text chats (random bodies)', () => {
+    let seed = 99;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+    const content = ['hi', '', 42, null, [{ type: 'text', text: 'x' }], [{ type: 'image_url', image_url: { url: 'ftp://x' } }], [{ type: 'input_audio' }]];
+    const roles = ['system', 'developer', 'user', 'assistant', 'tool', 'function', 7];
+    let yes = 0;
+    for (let k = 0; k < 20_000; k++) {
+      const body: Record<string, unknown> = { model: 'gpt-4o', messages: Array.from({ length: 1 + Math.floor(rnd() * 4) }, () => {
+        const m: Record<string, unknown> = { role: pick(roles), content: pick(content) };
+        if (rnd() < 0.1) m['tool_calls'] = pick([[], [{ id: 'a', function: { name: 'f', arguments: '{' } }]]);
+        if (rnd() < 0.05) m['tool_call_id'] = 'a';
+        return m;
+      }) };
+      if (rnd() < 0.2) body['n'] = pick([1, 2, '1']);
+      if (rnd() < 0.2) body['stop'] = pick(['x', ['a', 'b'], [1], 5, null]);
+      if (rnd() < 0.2) body['max_tokens'] = pick([1, 0, 1.5, '10', null, 4096]);
+      if (rnd() < 0.1) body['tools'] = pick([[], [{ type: 'function', function: { name: 'f' } }], 'x']);
+      if (rnd() < 0.1) body['tool_choice'] = pick(['auto', 'none', 'required', 5]);
+      if (!plainOpenAIChat(body)) continue;
+      yes++;
+      expect(() => openaiToAnthropicRequest(body as unknown as OpenAIChatRequest, { model: 'claude', defaultMaxTokens: 1 })).not.toThrow();
+    }
+    expect(yes).toBeGreaterThan(500);
+    expect(plainOpenAIChat({ model: 'gpt-4o', messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }], stream: true, max_tokens: 100 })).toBe(true);
   });
 });
 
