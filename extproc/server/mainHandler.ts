@@ -81,20 +81,27 @@ export class MainHandler implements StreamHandler {
     override?: PbProcessingMode | (() => PbProcessingMode | undefined),
     adjust?: (o: PhaseOutput, override: PbProcessingMode | undefined) => void,
   ): Answer | Promise<Answer> {
+    // No closure on the synchronous path: it runs for every streamed chunk.
+    return out instanceof Promise ? out.then((o) => this.encodeAnswer(kind, o, override, adjust)) : this.encodeAnswer(kind, out, override, adjust);
+  }
+
+  private encodeAnswer(
+    kind: RequestKind,
+    o: PhaseOutput,
+    override: PbProcessingMode | (() => PbProcessingMode | undefined) | undefined,
+    adjust: ((o: PhaseOutput, override: PbProcessingMode | undefined) => void) | undefined,
+  ): Answer {
     const x = this.s.x;
-    const encode = (o: PhaseOutput): Answer => {
-      const mode = typeof override === 'function' ? (o.reply ? undefined : override()) : override;
-      if (!o.reply) adjust?.(o, mode);
-      if (x.logs('debug')) x.log.debug('decided', { kind, ...describeDecision(o, mode) });
-      if (o.reply) {
-        x.answeredImmediately = true;
-        x.immediateStatus = o.reply.status;
-        return encodeResponse(kind, o);
-      }
-      if (o.isEmpty && !mode) return this.s.deps.continueFor[kind];
-      return encodeResponse(kind, o, mode);
-    };
-    return out instanceof Promise ? out.then(encode) : encode(out);
+    const mode = typeof override === 'function' ? (o.reply ? undefined : override()) : override;
+    if (!o.reply) adjust?.(o, mode);
+    if (x.logs('debug')) x.log.debug('decided', { kind, ...describeDecision(o, mode) });
+    if (o.reply) {
+      x.answeredImmediately = true;
+      x.immediateStatus = o.reply.status;
+      return encodeResponse(kind, o);
+    }
+    if (o.isEmpty && !mode) return this.s.deps.continueFor[kind];
+    return encodeResponse(kind, o, mode);
   }
 
   private onRequestHeaders(h: PbHttpHeaders | undefined): Answer | Promise<Answer> {
