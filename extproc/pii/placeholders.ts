@@ -20,7 +20,7 @@ export const placeholderPattern = /<[A-Z][A-Z0-9_]{0,60}_[1-9][0-9]{0,8}>/g;
 export type RestoreMode = 'text' | 'json';
 
 /** One entity type's placeholders in a request. */
-interface TypeState {
+export interface TypeState {
   /** value → placeholder */
   readonly byValue: Map<string, string>;
   /** Last number issued. */
@@ -63,12 +63,22 @@ export class PlaceholderTable {
 
   /** The placeholder for `value` of `type`: the same one every time within the request. */
   issue(type: string, value: string): string {
+    return this.issueIn(this.typeState(type), type, value);
+  }
+
+  /** The placeholders of `type` (made on first use), for callers that issue many of one type. */
+  typeState(type: string): TypeState {
     let t = this.types.get(type);
     if (t === undefined) {
       this.types.set(type, (t = { byValue: new Map(), n: 0 }));
       const head = `<${type}_`;
       for (let i = 1; i <= head.length; i++) this.typePrefixes.add(head.slice(0, i));
     }
+    return t;
+  }
+
+  /** `issue` with the type's state already looked up (`typeState(type)`). */
+  issueIn(t: TypeState, type: string, value: string): string {
     const known = t.byValue.get(value);
     if (known !== undefined) return known;
     // Numbers only grow, so an issued placeholder is never met again here; only the request's

@@ -11,7 +11,7 @@
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Detection, EntityType, PiiAction } from './entities.js';
-import { PlaceholderTable, type RestoreMode } from './placeholders.js';
+import { PlaceholderTable, type RestoreMode, type TypeState } from './placeholders.js';
 import { StreamRestorer, restoreText } from './restore.js';
 import type { PiiScanner } from './scanner.js';
 
@@ -30,18 +30,33 @@ export interface RewriteOptions {
   readonly bare?: boolean;
 }
 
+/** One entity type's bookkeeping in a session: looked up once per entity, not once per map. */
+interface TypeTally {
+  readonly action: PiiAction;
+  /** Entities of this type replaced so far. */
+  n: number;
+  /** The table's placeholders of this type (tokenize only). */
+  readonly placeholders: TypeState | undefined;
+}
+
 export class PiiSession {
   /** Placeholders issued for this request (read by restorers). */
   readonly table = new PlaceholderTable();
-  /** Entities replaced, per type (tokenized, redacted or blocked). */
-  readonly counts = new Map<EntityType, number>();
   /** Types found whose action is `block`: the request must be refused (report these, never values). */
   readonly blocked = new Set<EntityType>();
+  private readonly tallies = new Map<EntityType, TypeTally>();
 
   constructor(
     private readonly scanner: PiiScanner,
     private readonly actions: ReadonlyMap<EntityType, PiiAction>,
   ) {}
+
+  /** Entities replaced so far, per type (tokenized, redacted or blocked). */
+  get counts(): Map<EntityType, number> {
+    const out = new Map<EntityType, number>();
+    for (const [t, tally] of this.tallies) if (tally.n > 0) out.set(t, tally.n);
+    return out;
+  }
 
   /** Nothing to look for: every type is allowed for this request. */
   get idle(): boolean {
@@ -128,20 +143,30 @@ export class PiiSession {
   /** Appends `text` from `pos` with the detections replaced to `parts`; returns where it stopped. */
   private applyInto(text: string, found: readonly Detection[], options: RewriteOptions, parts: string[], pos: number): number {
     for (const d of found) {
-      const action = this.actions.get(d.type) ?? 'tokenize';
-      if (action === 'allow') continue;
+      const tally = this.tallyOf(d.type);
+      if (tally.action === 'allow') continue;
       parts.push(text.slice(pos, d.start));
-      this.counts.set(d.type, (this.counts.get(d.type) ?? 0) + 1);
+      tally.n++;
       let ph: string;
-      if (action === 'tokenize') {
-        ph = this.table.issue(d.type, text.slice(d.start, d.end));
+      if (tally.placeholders !== undefined) {
+        ph = this.table.issueIn(tally.placeholders, d.type, text.slice(d.start, d.end));
       } else {
-        if (action === 'block') this.blocked.add(d.type);
+        if (tally.action === 'block') this.blocked.add(d.type);
         ph = `<${d.type}>`;
       }
       parts.push(options.bare === true ? ph.slice(1, -1) : ph);
       pos = d.end;
     }
     return pos;
+  }
+
+  private tallyOf(type: EntityType): TypeTally {
+    let t = this.tallies.get(type);
+    if (t === undefined) {
+      const action = this.actions.get(type) ?? 'tokenize';
+      t = { action, n: 0, placeholders: action === 'tokenize' ? this.table.typeState(type) : undefined };
+      this.tallies.set(type, t);
+    }
+    return t;
   }
 }
