@@ -25,6 +25,7 @@ export class PiiEngine {
   private readonly allow: ReadonlySet<string>;
   private readonly baseActions: ReadonlyMap<EntityType, PiiAction>;
   private readonly scanners = new Map<string, PiiScanner>();
+  private baseScanner: PiiScanner | undefined;
 
   /** Validates raw options (throws the schema's error, naming each bad key). */
   static fromOptions(raw: unknown = {}): PiiEngine {
@@ -61,6 +62,12 @@ export class PiiEngine {
   }
 
   private scannerFor(actions: ReadonlyMap<EntityType, PiiAction>): PiiScanner {
+    // Most requests match no rule: their scanner is found without building its key.
+    if (actions === this.baseActions) return (this.baseScanner ??= this.scannerByKey(actions));
+    return this.scannerByKey(actions);
+  }
+
+  private scannerByKey(actions: ReadonlyMap<EntityType, PiiAction>): PiiScanner {
     const enabled: string[] = [];
     for (const [t, a] of actions) if (a !== 'allow') enabled.push(t);
     const key = enabled.join(',');

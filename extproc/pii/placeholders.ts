@@ -27,21 +27,26 @@ export interface TypeState {
   n: number;
 }
 
+/**
+ * A request's placeholders. Most requests carry no entity: the maps are made on first write, so
+ * such a request allocates none of them.
+ */
 export class PlaceholderTable {
   /** type → its placeholders (nested: no key string built per entity). */
-  private readonly types = new Map<string, TypeState>();
-  private readonly values = new Map<string, string>();
-  private readonly jsonValues = new Map<string, string>();
+  private types: Map<string, TypeState> | undefined;
+  /** placeholder → value */
+  private values: Map<string, string> | undefined;
+  private jsonValues: Map<string, string> | undefined;
   /** Placeholder-shaped literals of the request (numbering skips them). */
-  private readonly reserved = new Set<string>();
+  private reserved: Set<string> | undefined;
   /** `<TYPE_` and its prefixes, for every type with an issued placeholder. */
-  private readonly typePrefixes = new Set<string>();
+  private typePrefixes: Set<string> | undefined;
   /** Length of the longest issued placeholder: the most a stream restorer ever holds back. */
   maxLength = 0;
 
   /** Number of placeholders that can be restored. */
   get size(): number {
-    return this.values.size;
+    return this.values?.size ?? 0;
   }
 
   /** Marks every placeholder-shaped literal in `text` as taken. */
@@ -50,13 +55,13 @@ export class PlaceholderTable {
     placeholderPattern.lastIndex = 0;
     for (let m = placeholderPattern.exec(text); m !== null; m = placeholderPattern.exec(text)) {
       const lit = m[0];
-      this.reserved.add(lit);
-      const value = this.values.get(lit);
+      (this.reserved ??= new Set()).add(lit);
+      const value = this.values?.get(lit);
       if (value !== undefined) {
         // Issued before the literal was seen: withdraw it (see module doc).
-        this.values.delete(lit);
-        this.jsonValues.delete(lit);
-        for (const t of this.types.values()) for (const [k, v] of t.byValue) if (v === lit) t.byValue.delete(k);
+        this.values!.delete(lit);
+        this.jsonValues?.delete(lit);
+        for (const t of this.types?.values() ?? []) for (const [k, v] of t.byValue) if (v === lit) t.byValue.delete(k);
       }
     }
   }
@@ -68,11 +73,13 @@ export class PlaceholderTable {
 
   /** The placeholders of `type` (made on first use), for callers that issue many of one type. */
   typeState(type: string): TypeState {
-    let t = this.types.get(type);
+    const types = (this.types ??= new Map());
+    let t = types.get(type);
     if (t === undefined) {
-      this.types.set(type, (t = { byValue: new Map(), n: 0 }));
+      types.set(type, (t = { byValue: new Map(), n: 0 }));
       const head = `<${type}_`;
-      for (let i = 1; i <= head.length; i++) this.typePrefixes.add(head.slice(0, i));
+      const prefixes = (this.typePrefixes ??= new Set());
+      for (let i = 1; i <= head.length; i++) prefixes.add(head.slice(0, i));
     }
     return t;
   }
@@ -83,23 +90,25 @@ export class PlaceholderTable {
     if (known !== undefined) return known;
     // Numbers only grow, so an issued placeholder is never met again here; only the request's
     // own literals (reserved) are skipped.
+    const reserved = this.reserved;
     let ph: string;
     do ph = `<${type}_${++t.n}>`;
-    while (this.reserved.size > 0 && this.reserved.has(ph));
+    while (reserved !== undefined && reserved.has(ph));
     t.byValue.set(value, ph);
-    this.values.set(ph, value);
+    (this.values ??= new Map()).set(ph, value);
     if (ph.length > this.maxLength) this.maxLength = ph.length;
     return ph;
   }
 
   /** The original value behind an issued placeholder, escaped for a JSON string in `json` mode. */
   lookup(placeholder: string, mode: RestoreMode = 'text'): string | undefined {
-    const value = this.values.get(placeholder);
+    const value = this.values?.get(placeholder);
     if (value === undefined || mode === 'text') return value;
-    let escaped = this.jsonValues.get(placeholder);
+    const json = (this.jsonValues ??= new Map());
+    let escaped = json.get(placeholder);
     if (escaped === undefined) {
       escaped = JSON.stringify(value).slice(1, -1);
-      this.jsonValues.set(placeholder, escaped);
+      json.set(placeholder, escaped);
     }
     return escaped;
   }
@@ -109,10 +118,12 @@ export class PlaceholderTable {
    * `<TYPE_` for an issued type, or `<TYPE_` and digits, shorter than the longest placeholder.
    */
   isPrefix(s: string): boolean {
-    if (this.typePrefixes.has(s)) return true;
+    const prefixes = this.typePrefixes;
+    if (prefixes === undefined) return false;
+    if (prefixes.has(s)) return true;
     if (s.length >= this.maxLength) return false;
     const u = s.lastIndexOf('_');
-    if (u === -1 || u === s.length - 1 || !this.typePrefixes.has(s.slice(0, u + 1))) return false;
+    if (u === -1 || u === s.length - 1 || !prefixes.has(s.slice(0, u + 1))) return false;
     for (let i = u + 1; i < s.length; i++) {
       const c = s.charCodeAt(i);
       if (c < 48 || c > 57 || (i === u + 1 && c === 48)) return false;
