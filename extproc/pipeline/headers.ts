@@ -23,11 +23,19 @@ function valueOf(entry: HeaderEntry): string {
 
 /** Lower-case header name → values in arrival order. */
 export class HeaderView {
+  /** Values decoded so far, by entry index: several stages ask for `:path` on every message. */
+  private decoded: (string | undefined)[] | undefined;
+
   constructor(private readonly entries: readonly HeaderEntry[]) {}
 
   /** First value of `name` (lower-case), or undefined. */
   get(name: string): string | undefined {
-    for (const e of this.entries) if (e.key === name) return valueOf(e);
+    const entries = this.entries;
+    for (let i = 0; i < entries.length; i++) {
+      if (entries[i]!.key !== name) continue;
+      const decoded = (this.decoded ??= new Array<string | undefined>(entries.length));
+      return (decoded[i] ??= valueOf(entries[i]!));
+    }
     return undefined;
   }
 
