@@ -6,7 +6,7 @@
  */
 export { SseParser, formatSseEvent, type SseEvent } from './sse.js';
 export * from './types.js';
-export { dialectOfPath, dialectForUnknownPath, type ApiKind, type PathInfo } from './paths.js';
+export { dialectOfPath, dialectOfRequestPath, dialectForUnknownPath, type ApiKind, type PathInfo } from './paths.js';
 export { openaiToAnthropicRequest, imageSourceOf, plainOpenAIChat, type ToAnthropicOptions } from './requestToAnthropic.js';
 export { anthropicToOpenAIRequest, stripCacheControl, type ToOpenAIOptions } from './requestToOpenAI.js';
 export { adaptForMistral, mistralToolCallId } from './mistral.js';

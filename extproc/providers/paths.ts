@@ -64,3 +64,8 @@ export function dialectOfPath(path: string, hint?: { anthropic?: boolean }): Pat
 export function dialectForUnknownPath(hint?: { anthropic?: boolean }): Dialect {
   return hint?.anthropic ? 'anthropic' : 'openai';
 }
+
+/** The client's dialect by its request path (`:path`): OpenAI for a path the gateway does not know. */
+export function dialectOfRequestPath(path: string | undefined): Dialect {
+  return dialectOfPath(path ?? '')?.dialect ?? 'openai';
+}

@@ -42,8 +42,7 @@ import { slot, type Exchange, type Outcome } from '../pipeline/exchange.js';
 import { startEarly } from '../pipeline/pipeline.js';
 import type { PhaseOutput } from '../pipeline/output.js';
 import type { Stage, StageDeps, StageFactory } from '../pipeline/stage.js';
-import { dialectOfPath } from '../providers/paths.js';
-import type { Dialect } from '../providers/types.js';
+import { dialectOfRequestPath } from '../providers/paths.js';
 import { describeError } from '../telemetry/logger.js';
 import { TOKEN_COUNTER_SERVICE, TokenCounter } from '../tokens/index.js';
 import { callerIdentity } from './identity.js';
@@ -151,10 +150,6 @@ export function refusalMessage(hit: LimitHit): string {
 }
 
 /** The client's dialect: what the response bytes this stage reads are in (translation happens before). */
-function dialectOf(x: Exchange): Dialect {
-  return dialectOfPath(x.requestHeaders?.get(':path') ?? '')?.dialect ?? 'openai';
-}
-
 function hasBudgets(options: RateLimitOptions): boolean {
   return options.limits.some((l) => l.usdPerDay !== undefined || l.usdPerMonth !== undefined);
 }
@@ -201,7 +196,7 @@ export function createRateLimit(options: RateLimitOptions, deps: StageDeps, inte
     if (!read && outcome.kind === 'client-gone') {
       // The client left before any of the answer's body passed: the prompt was sent, nothing
       // generated reached us. Charge the prompt (counted), no output.
-      read = new UsageCollector(dialectOf(x));
+      read = new UsageCollector(dialectOfRequestPath(x.requestHeaders?.get(':path')));
       read.sawBody = true;
     }
     const generated = read?.generated ?? false;

@@ -37,7 +37,7 @@ import {
   adaptForMistral,
   anthropicToOpenAIRequest,
   anthropicToOpenAIResponse,
-  dialectOfPath,
+  dialectOfRequestPath,
   openaiToAnthropicRequest,
   openaiToAnthropicResponse,
   streamErrorEvent,
@@ -146,7 +146,7 @@ class TranslateStage implements Stage {
     const carry = x.carried(routeCarry);
     // Without the carried value (route stage not configured) the path still tells the client's
     // dialect on the first try; later tries see the path an earlier try rewrote.
-    const client: Dialect = carry?.dialect ?? dialectOfPath(x.requestHeaders?.get(':path') ?? '')?.dialect ?? 'openai';
+    const client: Dialect = carry?.dialect ?? dialectOfRequestPath(x.requestHeaders?.get(':path'));
     const json = x.requestJson();
     if (!isObj(json)) throw new GatewayError('INVALID_REQUEST', 'request body must be a JSON object');
     const stream = json['stream'] === true;

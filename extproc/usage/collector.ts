@@ -11,7 +11,7 @@ import type { BodyChunk } from '../pipeline/phases.js';
 import { eventJson, type SseEvent } from '../providers/sse.js';
 import type { Dialect } from '../providers/types.js';
 import { readTextOnly, UsageExtractor } from '../providers/usage.js';
-import { dialectOfPath } from '../providers/paths.js';
+import { dialectOfRequestPath } from '../providers/paths.js';
 
 /** Largest non-streamed JSON answer read for usage (bigger ones are counted as unreadable). */
 export const MAX_JSON_BYTES = 8 * 1024 * 1024;
@@ -131,7 +131,7 @@ const shared = new WeakMap<Exchange, UsageCollector>();
 export function responseUsage(x: Exchange): UsageCollector {
   let c = shared.get(x);
   if (c === undefined) {
-    c = new UsageCollector(dialectOfPath(x.requestHeaders?.get(':path') ?? '')?.dialect ?? 'openai');
+    c = new UsageCollector(dialectOfRequestPath(x.requestHeaders?.get(':path')));
     shared.set(x, c);
   }
   return c;
