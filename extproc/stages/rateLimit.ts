@@ -44,7 +44,7 @@ import type { PhaseOutput } from '../pipeline/output.js';
 import type { Stage, StageDeps, StageFactory } from '../pipeline/stage.js';
 import { dialectOfRequestPath } from '../providers/paths.js';
 import { describeError } from '../telemetry/logger.js';
-import { TOKEN_COUNTER_SERVICE, TokenCounter } from '../tokens/index.js';
+import { sharedTokenCounter } from '../tokens/index.js';
 import { callerIdentity } from './identity.js';
 import { LimitModels, type LimitModel } from './rateLimitEstimate.js';
 import { actualUsage } from './rateLimitSettle.js';
@@ -177,7 +177,7 @@ export function createRateLimit(options: RateLimitOptions, deps: StageDeps, inte
   const svc = limiterService(options, deps, internals);
   const limiter = svc.limiter;
   internals.onLimiter?.(limiter);
-  const counter = deps.services.shared(TOKEN_COUNTER_SERVICE, null, () => new TokenCounter(), (c) => c.close());
+  const counter = sharedTokenCounter(deps.services);
   const models = new LimitModels(deps.catalog.models, options);
   const budgets = hasBudgets(options);
   const wait = startupWait(options);

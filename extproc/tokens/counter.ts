@@ -15,6 +15,7 @@
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import type { Services } from '../pipeline/services.js';
 import { countBpe } from './bpe.js';
 import type { EncodingName } from './encodings.js';
 
@@ -156,8 +157,13 @@ export class TokenCounter {
   }
 }
 
-/** The `deps.services.shared` key under which stages share one counter (one worker per process). */
-export const TOKEN_COUNTER_SERVICE = 'token-counter';
+/**
+ * The config generation's one counter, shared by every stage that counts tokens (rate-limit,
+ * usage): one worker, one copy of each encoder; closed when the generation's services are.
+ */
+export function sharedTokenCounter(services: Services): TokenCounter {
+  return services.shared('token-counter', null, () => new TokenCounter(), (c) => c.close());
+}
 
 let shared: TokenCounter | undefined;
 

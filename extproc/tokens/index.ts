@@ -6,7 +6,7 @@
 export { DEFAULT_ESTIMATION_FACTORS, encodingForModel, estimationFactor, isEstimatedFamily, modelFamily } from './encodings.js';
 export type { EncodingName, EstimationFactors, ModelFamily } from './encodings.js';
 export { countBpe } from './bpe.js';
-export { TOKEN_COUNTER_SERVICE, TokenCounter, countTokens, closeSharedCounter } from './counter.js';
+export { sharedTokenCounter, TokenCounter, countTokens, closeSharedCounter } from './counter.js';
 export type { TokenCounterOptions } from './counter.js';
 export { chatParts, requestedMaxOutput } from './chat.js';
 export type { ChatParts } from './chat.js';

@@ -13,7 +13,7 @@ import { GatewayMetrics, type MetricsOptions } from '../telemetry/metrics.js';
 import { createRequestTracer, type RequestTracer } from '../telemetry/tracing.js';
 import type { Logger } from '../telemetry/logger.js';
 import { describeError } from '../telemetry/logger.js';
-import { TOKEN_COUNTER_SERVICE, TokenCounter } from '../tokens/index.js';
+import { sharedTokenCounter, type TokenCounter } from '../tokens/index.js';
 import { LedgerWriter } from './ledger.js';
 import type { LedgerOptions, UsageOptions } from './options.js';
 import type { UsageRecord } from './record.js';
@@ -112,7 +112,6 @@ export function usageSinks(options: UsageOptions, services: Services, log: Logge
   const metrics = m.prometheus || m.otlp ? services.shared('usage-metrics', m, () => new GatewayMetrics(m, log), (g) => g.close()) : undefined;
   const tracing = options.tracing;
   const tracer = tracing.otlp ? services.shared('usage-tracer', tracing, () => createRequestTracer(tracing)!, (t) => t.close()) : undefined;
-  // One counter (one worker, one copy of each encoder) for every stage that counts tokens.
-  const counter = services.shared(TOKEN_COUNTER_SERVICE, null, () => new TokenCounter(), (c) => c.close());
+  const counter = sharedTokenCounter(services);
   return { ledger, metrics, tracer, counter };
 }
