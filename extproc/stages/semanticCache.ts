@@ -184,18 +184,22 @@ export function createSemanticCache(options: SemanticCacheOptions, deps: StageDe
 
   /** Looks up the cache; synchronous (no promise, no timer) when the scope is known empty in process. */
   function lookup(stage: Stage, x: Exchange, out: PhaseOutput, ctx: LookupContext): void | Promise<void> {
-    const cache = service.cache;
-    if (cache?.knownEmpty(ctx.keys.scopeKey, clock())) {
+    if (service.cache?.knownEmpty(ctx.keys.scopeKey, clock())) {
       service.counters.lookups++;
-      service.counters.misses++;
-      decide(x, out, { status: 'miss', reason: 'no-entry', lookupMs: 0 });
-      if (ctx.store) {
-        x.set(missState, missStateOf(ctx));
-        x.wantResponseBody();
-      }
+      missed(x, out, ctx.store ? missStateOf(ctx) : undefined, { status: 'miss', reason: 'no-entry', lookupMs: 0 });
       return;
     }
     return lookupAsync(stage, x, out, ctx);
+  }
+
+  /** Records a miss; when the answer may be stored, reads it as it passes (`state`). */
+  function missed(x: Exchange, out: PhaseOutput, state: MissState | undefined, status: CacheStatus): void {
+    service.counters.misses++;
+    decide(x, out, status);
+    if (state) {
+      x.set(missState, state);
+      x.wantResponseBody();
+    }
   }
 
   function missStateOf(ctx: LookupContext): MissState {
@@ -215,14 +219,8 @@ export function createSemanticCache(options: SemanticCacheOptions, deps: StageDe
     const started = performance.now();
     service.counters.lookups++;
     const state: MissState | undefined = ctx.store ? missStateOf(ctx) : undefined;
-    const miss = (reason: string, extra: Partial<CacheStatus> = {}): void => {
-      service.counters.misses++;
-      decide(x, out, { status: 'miss', reason, lookupMs: performance.now() - started, ...extra });
-      if (state) {
-        x.set(missState, state);
-        x.wantResponseBody();
-      }
-    };
+    const miss = (reason: string, extra: Partial<CacheStatus> = {}): void =>
+      missed(x, out, state, { status: 'miss', reason, lookupMs: performance.now() - started, ...extra });
     const cache = service.cache;
     if (!cache) {
       service.counters.notReady++;
