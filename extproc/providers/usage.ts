@@ -29,7 +29,7 @@ export interface Usage {
 
 type Json = Record<string, unknown>;
 
-/** Most bytes of unparsed text-only events one answer keeps before reading them (see deferText). */
+/** Most bytes of unparsed text-only events one answer keeps before reading them (see takeTextOnly). */
 const DEFER_LIMIT = 256 * 1024;
 
 /**
@@ -73,11 +73,6 @@ export function readTextOnly(e: SseEvent, dialect: Dialect): string | null | und
   return literalThenBrace(data, delta + OPENAI_PLAIN.length - 1);
 }
 
-/** True when `e` can only add output text (see `readTextOnly`). */
-export function isTextOnlyEvent(e: SseEvent, dialect: Dialect): boolean {
-  return readTextOnly(e, dialect) !== undefined;
-}
-
 /**
  * The JSON string literal opening at `open` when the delta closes right after it, else null.
  * A quote inside a JSON string is escaped, so the literal ends at the first unescaped quote;
@@ -118,7 +113,7 @@ export class UsageExtractor {
   private anthropicInput = 0;
   private seenUsage = false;
   private ended = false;
-  /** Output text in order; an SseEvent is a text-only event not parsed yet (see `deferText`). */
+  /** Output text in order; an SseEvent is a text-only event not parsed yet (see `takeTextOnly`). */
   private pieces: (string | SseEvent)[] = [];
   private joined: string | undefined = '';
   private chars = 0;

@@ -1,7 +1,7 @@
 import { describe, it, expect, vi } from 'vitest';
 import { fixture } from './cases.js';
 import { SseParser, type SseEvent } from '../../extproc/providers/sse.js';
-import { isTextOnlyEvent, readTextOnly, UsageExtractor } from '../../extproc/providers/usage.js';
+import { readTextOnly, UsageExtractor } from '../../extproc/providers/usage.js';
 import { dialectOfPath } from '../../extproc/providers/paths.js';
 import { translateError, streamErrorEvent, readError } from '../../extproc/providers/errors.js';
 import { openaiToAnthropicRequest, plainOpenAIChat } from '../../extproc/providers/requestToAnthropic.js';
@@ -68,6 +68,7 @@ describe('UsageExtractor', () => {
 });
 
 describe('UsageExtractor: text-only events read only when the text is needed', () => {
+  const isTextOnlyEvent = (e: SseEvent, dialect: 'openai' | 'anthropic'): boolean => readTextOnly(e, dialect) !== undefined;
   const streams = [
     ['openai', 'openai-stream-tools.sse'],
     ['openai', 'openai-stream-text.sse'],
