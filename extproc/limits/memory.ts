@@ -8,10 +8,10 @@
  * respect to each other, the same guarantee the Redis Lua script gives across replicas.
  */
 import { randomUUID } from 'node:crypto';
-import { amountFor, budgetCounters, compileRules, newReservation, planCounters, rateLimitInfo, retryAfter, settleTarget, violates } from './plan.js';
+import { amountFor, budgetCounters, compileRules, newReservation, planCounters, rateLimitInfo, refusalOf, settleTarget } from './plan.js';
 import type { CompiledRule } from './plan.js';
 import type { RateLimitOptions } from './options.js';
-import type { BudgetUsage, Decision, LimitAmounts, LimitHit, LimitKeys, Limiter, Reservation, ReserveRequest } from './types.js';
+import type { BudgetUsage, Decision, LimitAmounts, LimitKeys, Limiter, Reservation, ReserveRequest } from './types.js';
 
 export interface MemoryLimiterOptions {
   readonly limits: RateLimitOptions['limits'];
@@ -53,16 +53,8 @@ export class MemoryLimiter implements Limiter {
     if (++this.calls % 10_000 === 0) this.sweep(now);
     const plan = planCounters(this.rules, request, request.estimate, now);
     const used = plan.map((c) => (c.kind === 'c' ? this.liveSlots(c.key, now) : this.get(c.key, now)));
-    const hits: LimitHit[] = [];
-    let retryAfterMs = 0;
-    plan.forEach((c, i) => {
-      if (!violates(c, used[i]!)) return;
-      hits.push({ rule: c.rule, scope: c.scope, metric: c.metric, limit: c.limit, used: used[i]! });
-      retryAfterMs = Math.max(retryAfterMs, retryAfter(c, now, this.concurrencyRetryMs));
-    });
-    if (hits.length > 0) {
-      return { admitted: false, retryAfterMs, limit: hits[0]!, hits, info: rateLimitInfo(plan, used, false, now) };
-    }
+    const refused = refusalOf(plan, used, now, this.concurrencyRetryMs);
+    if (refused) return refused;
     const id = randomUUID();
     for (const c of plan) {
       if (c.kind === 'c') {

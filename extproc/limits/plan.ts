@@ -11,7 +11,7 @@
  */
 import { usdToMicros } from './options.js';
 import type { LimitMetric, LimitScope, RateLimitOptions } from './options.js';
-import type { CounterKind, LimitKeys, LimitAmounts, RateLimitInfo, Reservation, ReserveRequest } from './types.js';
+import type { CounterKind, Decision, LimitHit, LimitKeys, LimitAmounts, RateLimitInfo, Reservation, ReserveRequest } from './types.js';
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
@@ -196,6 +196,22 @@ export function violates(c: PlannedCounter, used: number): boolean {
 /** How long until a refused counter can admit: its window's end, or `concurrencyRetryMs`. */
 export function retryAfter(c: PlannedCounter, now: number, concurrencyRetryMs: number): number {
   return c.kind === 'c' ? concurrencyRetryMs : Math.max(1, c.resetAt - now);
+}
+
+/**
+ * The refusal for counters at `used` (every backend reads them its own way): each limit they
+ * break, the first as the one to report, and the longest wait among them; undefined when none
+ * is broken.
+ */
+export function refusalOf(plan: readonly PlannedCounter[], used: readonly number[], now: number, concurrencyRetryMs: number): Extract<Decision, { admitted: false }> | undefined {
+  let hits: LimitHit[] | undefined;
+  let retryAfterMs = 0;
+  plan.forEach((c, i) => {
+    if (!violates(c, used[i]!)) return;
+    (hits ??= []).push({ rule: c.rule, scope: c.scope, metric: c.metric, limit: c.limit, used: used[i]! });
+    retryAfterMs = Math.max(retryAfterMs, retryAfter(c, now, concurrencyRetryMs));
+  });
+  return hits === undefined ? undefined : { admitted: false, retryAfterMs, limit: hits[0]!, hits, info: rateLimitInfo(plan, used, false, now) };
 }
 
 /**

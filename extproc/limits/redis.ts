@@ -18,10 +18,10 @@ import { lazyRequire } from '../lazyRequire.js';
 
 const ioredis = lazyRequire<typeof import('ioredis')>('ioredis');
 import { RESERVE_LUA, SETTLE_LUA } from './lua.js';
-import { amountFor, budgetCounters, compileRules, newReservation, planCounters, rateLimitInfo, retryAfter, settleTarget, violates } from './plan.js';
+import { amountFor, budgetCounters, compileRules, newReservation, planCounters, rateLimitInfo, refusalOf, settleTarget } from './plan.js';
 import type { CompiledRule } from './plan.js';
 import type { RateLimitOptions } from './options.js';
-import type { BudgetUsage, Decision, LimitAmounts, LimitHit, Limiter, Reservation, ReserveRequest } from './types.js';
+import type { BudgetUsage, Decision, LimitAmounts, Limiter, Reservation, ReserveRequest } from './types.js';
 
 export interface RedisLimiterOptions {
   readonly limits: RateLimitOptions['limits'];
@@ -122,14 +122,10 @@ export class RedisLimiter implements Limiter {
     const reply = (await this.run(RESERVE, keys, args)) as number[];
     const used = reply.slice(1).map(Number);
     if (reply[0] !== 1) {
-      const hits: LimitHit[] = [];
-      let retryAfterMs = 0;
-      plan.forEach((c, i) => {
-        if (!violates(c, used[i]!)) return;
-        hits.push({ rule: c.rule, scope: c.scope, metric: c.metric, limit: c.limit, used: used[i]! });
-        retryAfterMs = Math.max(retryAfterMs, retryAfter(c, now, this.concurrencyRetryMs));
-      });
-      return { admitted: false, retryAfterMs, limit: hits[0]!, hits, info: rateLimitInfo(plan, used, false, now) };
+      const refused = refusalOf(plan, used, now, this.concurrencyRetryMs);
+      // The script refuses exactly when a counter is broken at the values it returns.
+      if (!refused) throw new Error('redis limiter: the script refused, yet no counter it returned is over its limit');
+      return refused;
     }
     const reservation = newReservation(id, 'redis', request, plan, now);
     return { admitted: true, reservation, info: rateLimitInfo(plan, used, true, now) };
