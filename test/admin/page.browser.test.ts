@@ -11,30 +11,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import OpenAI from 'openai';
-import YAML from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startAdminServer, type AdminServer } from '../../extproc/admin/index.js';
 import { ledgerServiceOf } from '../../extproc/admin/ledger.js';
 import { adminOptionsSchema } from '../../extproc/admin/options.js';
-import { substituteEnv } from '../../extproc/config/env.js';
 import { LEDGER_TABLE } from '../../extproc/usage/ledgerSchema.js';
 import { createLogger } from '../../extproc/telemetry/logger.js';
 import { startE2E, type E2E } from '../e2e/helpers.js';
+import { usageExampleConfig } from '../usage/helpers.js';
 
 const run = promisify(execFile);
-const examplePath = path.join(import.meta.dirname, '../../config/examples/usage.yaml');
 const artifacts = path.join(import.meta.dirname, 'artifacts');
 const CHROMIUM = process.env['CHROMIUM'] ?? 'chromium';
 const PLANTED_PROMPT = 'violet-walrus-kettle prompt text';
 
 function exampleConfig(dataDir: string): Record<string, unknown> {
-  const raw = YAML.parse(fs.readFileSync(examplePath, 'utf8')) as Record<string, unknown>;
-  const { value, problems } = substituteEnv(raw, { USAGE_DATA_DIR: dataDir, METRICS_PORT: '0' });
-  expect(problems).toEqual([]);
-  const config = value as Record<string, any>;
-  config['server'] = { host: '127.0.0.1', port: 0, shutdownGraceMs: 5000 };
-  const usage = config['pipeline'].stages.find((s: any) => typeof s === 'object' && s.name === 'usage');
-  usage.metrics.prometheus.host = '127.0.0.1';
+  const { config, usage } = usageExampleConfig(dataDir);
   usage.log = false;
   return config;
 }

@@ -9,9 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
-import YAML from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
-import { substituteEnv } from '../../extproc/config/env.js';
 import type { StageFactory } from '../../extproc/pipeline/stage.js';
 import { builtinStages } from '../../extproc/stages/registry.js';
 import { usageStage } from '../../extproc/stages/usage.js';
@@ -19,8 +17,8 @@ import { openStore } from '../../extproc/store/index.js';
 import { LEDGER_TABLE } from '../../extproc/usage/ledgerSchema.js';
 import { expectedAnswer } from '../fakes/index.js';
 import { startE2E, type E2E } from '../e2e/helpers.js';
+import { usageExampleConfig } from './helpers.js';
 
-const examplePath = path.join(import.meta.dirname, '../../config/examples/usage.yaml');
 /** The usage stage, unless the registry already ships it. */
 const extraStages: StageFactory<never>[] = builtinStages.has('usage') ? [] : [usageStage as unknown as StageFactory<never>];
 
@@ -30,16 +28,10 @@ const PLANTED_PROMPT = 'zebra-quartz-umbrella secret prompt phrase';
 
 /** The example config with a temp data dir, a free metrics port and a loopback server. */
 function exampleConfig(dataDir: string): Record<string, unknown> {
-  const raw = YAML.parse(fs.readFileSync(examplePath, 'utf8')) as Record<string, unknown>;
-  const { value, problems } = substituteEnv(raw, { USAGE_DATA_DIR: dataDir, METRICS_PORT: '0' });
-  expect(problems).toEqual([]);
-  const config = value as Record<string, any>;
-  config['server'] = { host: '127.0.0.1', port: 0, shutdownGraceMs: 5000 };
+  const { config, usage } = usageExampleConfig(dataDir);
   // Flush only on size or close, so the close really is what writes the tail of a burst.
-  const usage = config['pipeline'].stages.find((s: any) => typeof s === 'object' && s.name === 'usage');
   usage.ledger.flushMs = 60_000;
   usage.ledger.batchSize = 1000;
-  usage.metrics.prometheus.host = '127.0.0.1';
   return config;
 }
 

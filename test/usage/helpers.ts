@@ -1,4 +1,9 @@
-/** Builds the usage stage for in-process tests, and splits bytes at seeded random boundaries. */
+/** Builds the usage stage for in-process tests, loads the usage example config, and splits bytes at seeded random boundaries. */
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { expect } from 'vitest';
+import { substituteEnv } from '../../extproc/config/env.js';
 import type { Catalog, Stage } from '../../extproc/pipeline/stage.js';
 import { ServiceRegistry } from '../../extproc/pipeline/services.js';
 import { parseRequestStage } from '../../extproc/stages/parseRequest.js';
@@ -46,4 +51,22 @@ export function randomSplit(bytes: Buffer, seed: number, maxPiece = 40): Buffer[
     i += n;
   }
   return out;
+}
+
+const usageExamplePath = path.join(import.meta.dirname, '../../config/examples/usage.yaml');
+
+/**
+ * `config/examples/usage.yaml` for an end-to-end test: its data in `dataDir`, a loopback server,
+ * Prometheus on a free loopback port. Returns the config and its `usage` entry, for the test's
+ * own adjustments.
+ */
+export function usageExampleConfig(dataDir: string): { config: Record<string, any>; usage: Record<string, any> } {
+  const raw = YAML.parse(fs.readFileSync(usageExamplePath, 'utf8')) as Record<string, unknown>;
+  const { value, problems } = substituteEnv(raw, { USAGE_DATA_DIR: dataDir, METRICS_PORT: '0' });
+  expect(problems).toEqual([]);
+  const config = value as Record<string, any>;
+  config['server'] = { host: '127.0.0.1', port: 0, shutdownGraceMs: 5000 };
+  const usage = config['pipeline'].stages.find((s: any) => typeof s === 'object' && s.name === 'usage');
+  usage.metrics.prometheus.host = '127.0.0.1';
+  return { config, usage };
 }
