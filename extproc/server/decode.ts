@@ -13,6 +13,7 @@ const NO_HEADERS: never[] = [];
 
 /** The header block of a message, decoded lazily (Envoy sends names lower-cased). */
 export function headersOf(h: PbHttpHeaders | undefined): HeaderView {
+  if (h?.packed) return new HeaderView(h.packed);
   return new HeaderView(h?.headers?.headers ?? NO_HEADERS);
 }
 

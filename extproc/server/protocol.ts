@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { packageRoot } from '../version.js';
+import type { PackedHeaders } from '../pipeline/headers.js';
+import { decodeProcessingRequest } from './wireDecode.js';
 
 /** proto-loader options: field names as in the .proto, enums as names, only fields on the wire. */
 export const protoLoaderOptions: protoLoader.Options = {
@@ -50,6 +52,8 @@ export interface PbHeaderValue {
 
 export interface PbHttpHeaders {
   headers?: { headers?: PbHeaderValue[] };
+  /** The header block as server/wireDecode gives it (instead of `headers`). */
+  packed?: PackedHeaders;
   end_of_stream?: boolean;
 }
 
@@ -102,7 +106,8 @@ export const UNDECODABLE: PbProcessingRequest = Object.freeze({});
 
 /**
  * The ext_proc service definition with two changes to its codecs: a response given as a
- * Buffer is sent as is (constant answers are encoded once, at start-up), and a request that
+ * Buffer is sent as is (constant answers are encoded once, at start-up), requests are decoded by
+ * server/wireDecode (protobufjs decides what it refuses), and a request that
  * fails to decode becomes `UNDECODABLE` instead of failing the whole gRPC call, so the stream can be
  * closed the way Envoy understands (see processStream).
  */
@@ -117,10 +122,15 @@ export function loadExtProcService(): ServiceDefinition {
       responseSerialize: (value: PbProcessingResponse) => (Buffer.isBuffer(value) ? value : serialize(value)),
       requestDeserialize: (bytes: Buffer) => {
         try {
-          return deserialize(bytes);
+          return decodeProcessingRequest(bytes);
         } catch {
-          // Not null: a null chunk would end the readable side of the call (Node streams).
-          return UNDECODABLE;
+          // protobufjs decides what the fast decoder refused (it knows every field).
+          try {
+            return deserialize(bytes);
+          } catch {
+            // Not null: a null chunk would end the readable side of the call (Node streams).
+            return UNDECODABLE;
+          }
         }
       },
     },
