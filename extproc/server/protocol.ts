@@ -9,6 +9,7 @@ import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { packageRoot } from '../version.js';
 import type { PackedHeaders } from '../pipeline/headers.js';
 import { decodeProcessingRequest } from './wireDecode.js';
+import { encodeProcessingResponse } from './wireEncode.js';
 
 /** proto-loader options: field names as in the .proto, enums as names, only fields on the wire. */
 export const protoLoaderOptions: protoLoader.Options = {
@@ -105,11 +106,12 @@ export type PbProcessingResponse = Record<string, unknown> | Buffer;
 export const UNDECODABLE: PbProcessingRequest = Object.freeze({});
 
 /**
- * The ext_proc service definition with two changes to its codecs: a response given as a
- * Buffer is sent as is (constant answers are encoded once, at start-up), requests are decoded by
- * server/wireDecode (protobufjs decides what it refuses), and a request that
- * fails to decode becomes `UNDECODABLE` instead of failing the whole gRPC call, so the stream can be
- * closed the way Envoy understands (see processStream).
+ * The ext_proc service definition with our own codecs in front of protobufjs: a response given
+ * as a Buffer is sent as is (constant answers are encoded once, at start-up), other answers are
+ * encoded by server/wireEncode and requests decoded by server/wireDecode (protobufjs handles what
+ * either does not know), and a request that fails to decode becomes `UNDECODABLE` instead of
+ * failing the whole gRPC call, so the stream can be closed the way Envoy understands (see
+ * processStream).
  */
 export function loadExtProcService(): ServiceDefinition {
   const service = loadService('envoy/service/ext_proc/v3/external_processor.proto', 'envoy.service.ext_proc.v3.ExternalProcessor');
@@ -119,7 +121,15 @@ export function loadExtProcService(): ServiceDefinition {
   return {
     Process: {
       ...process,
-      responseSerialize: (value: PbProcessingResponse) => (Buffer.isBuffer(value) ? value : serialize(value)),
+      responseSerialize: (value: PbProcessingResponse) => {
+        if (Buffer.isBuffer(value)) return value;
+        try {
+          return encodeProcessingResponse(value);
+        } catch {
+          // A field the fast encoder does not know: protobufjs knows every field of protos/.
+          return serialize(value);
+        }
+      },
       requestDeserialize: (bytes: Buffer) => {
         try {
           return decodeProcessingRequest(bytes);

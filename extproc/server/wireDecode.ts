@@ -144,6 +144,13 @@ const MAX_INTERNED = 2048;
 const interned = new Map<number, { bytes: Buffer; name: string }[]>();
 let internedCount = 0;
 
+/** `a` equals `buf[start, end)` (names are short: a loop beats a call into C++). */
+function sameBytes(a: Buffer, buf: Buffer, start: number, end: number): boolean {
+  if (a.length !== end - start) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== buf[start + i]) return false;
+  return true;
+}
+
 function headerName(buf: Buffer, start: number, end: number): string {
   let h = 0x811c9dc5 ^ (end - start);
   for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
@@ -151,7 +158,7 @@ function headerName(buf: Buffer, start: number, end: number): string {
   if (bucket !== undefined) {
     for (let k = 0; k < bucket.length; k++) {
       const c = bucket[k]!;
-      if (c.bytes.length === end - start && buf.compare(c.bytes, 0, c.bytes.length, start, end) === 0) return c.name;
+      if (sameBytes(c.bytes, buf, start, end)) return c.name;
     }
   }
   const name = buf.toString('utf8', start, end);
@@ -167,14 +174,15 @@ function headerName(buf: Buffer, start: number, end: number): string {
 /**
  * HeaderMap (config.core.v3): `repeated HeaderValue headers = 1`, HeaderValue {key = 1,
  * value = 2, raw_value = 3}. A value is `raw_value` when it is not empty, else `value` (Envoy
- * sends one of the two). Values are copied into one buffer sized for them.
+ * sends one of the two). The map's bytes are copied once into a buffer of their own and the
+ * values located in it.
  */
 function headerMap(r: Reader, end: number): PackedHeaders {
   const buf = r.buf;
+  const base = r.pos;
   const names: string[] = [];
-  // Value ranges in the message: start, end per header.
+  // Value ranges relative to `base`: start, end per header.
   const ranges: number[] = [];
-  let valueBytes = 0;
   while (r.pos < end) {
     const tag = r.uint32();
     if (tag !== 0x0a) {
@@ -205,22 +213,15 @@ function headerMap(r: Reader, end: number): PackedHeaders {
     }
     if (r.pos !== hEnd) throw new WireError('header entry overruns its length');
     names.push(name);
-    if (rawEnd > rawStart) ranges.push(rawStart, rawEnd);
-    else ranges.push(textStart, textEnd);
-    valueBytes += ranges[ranges.length - 1]! - ranges[ranges.length - 2]!;
+    if (rawEnd > rawStart) ranges.push(rawStart - base, rawEnd - base);
+    else if (textEnd > textStart) ranges.push(textStart - base, textEnd - base);
+    else ranges.push(0, 0);
   }
-  // One allocation of its own (not a slice of the frame's pooled slab, which would stay alive).
-  const values = Buffer.allocUnsafeSlow(valueBytes);
-  const bounds = new Uint32Array(ranges.length);
-  let at = 0;
-  for (let i = 0; i < ranges.length; i += 2) {
-    const s = ranges[i]!;
-    const e = ranges[i + 1]!;
-    bounds[i] = at;
-    if (e > s) at += buf.copy(values, at, s, e);
-    bounds[i + 1] = at;
-  }
-  return { names, values, bounds };
+  // A buffer of its own, not a view on the gRPC frame (a slice of a pooled slab that would stay
+  // alive with the exchange).
+  const values = Buffer.allocUnsafeSlow(end - base);
+  buf.copy(values, 0, base, end);
+  return { names, values, bounds: Uint32Array.from(ranges) };
 }
 
 /** HttpHeaders {headers = 1 (HeaderMap), attributes = 2 (deprecated, skipped), end_of_stream = 3}; HttpTrailers {trailers = 1}. */

@@ -1,5 +1,5 @@
 /**
- * The ledger on the embedded store (real PGlite over the Postgres wire): migration 2, batched
+ * The ledger on the embedded store (real PGlite over the Postgres wire): migrations 2 and 3, batched
  * inserts, duplicates skipped, the cost views, a failing store keeps records until it recovers,
  * close flushes everything admitted.
  */
@@ -35,6 +35,14 @@ async function count(): Promise<number> {
 }
 
 describe('usage ledger', () => {
+  it('keeps the indexes its queries use and, after migration 3, no caller index', async () => {
+    const idx = await store.pool.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE tablename = '${LEDGER_TABLE}' ORDER BY indexname`);
+    const defs = idx.rows.map((r) => r.indexdef);
+    expect(defs.some((d) => /UNIQUE INDEX .*\(request_id\)/.test(d))).toBe(true);
+    expect(defs.some((d) => /\(started_at\)/.test(d))).toBe(true);
+    expect(defs.some((d) => /\(caller, started_at\)/.test(d))).toBe(false);
+  });
+
   it('writes a burst in batches and close() flushes the rest', async () => {
     const w = new LedgerWriter(store.pool, { batchSize: 100, flushMs: 60_000 });
     for (let i = 0; i < 1234; i++) expect(w.add(sampleRecord())).toBe(true);
