@@ -135,7 +135,9 @@ export function runChild(impl: string, start: () => Promise<ServerHandle>): void
  * BENCH_ALLOC_PROFILE=<file prefix>: samples every allocation from `ready` to `stop`, including
  * objects the GC has since collected (Node's --heap-prof keeps only live ones), and writes
  * `<prefix>.<impl>.heapprofile` (open in Chrome DevTools, or sum by stack). Shows what a request
- * allocates, which is what drives the scavenger's cost.
+ * allocates, which is what drives the scavenger's cost. BENCH_ALLOC_PROMOTED=1 keeps only objects
+ * that outlived the young generation (promoted, then collected by a full GC, or still live): what
+ * a stream keeps too long.
  */
 class AllocationProfile {
   private constructor(
@@ -151,7 +153,7 @@ class AllocationProfile {
     await session.post('HeapProfiler.startSampling', {
       samplingInterval: 16384,
       includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
+      includeObjectsCollectedByMinorGC: process.env['BENCH_ALLOC_PROMOTED'] !== '1',
     });
     return new AllocationProfile(session, `${prefix}.${impl}.heapprofile`);
   }

@@ -75,19 +75,24 @@ export function readTextOnly(e: SseEvent, dialect: Dialect): string | null | und
 
 /**
  * The JSON string literal opening at `open` when the delta closes right after it, else null.
- * A quote inside a JSON string is escaped, so the literal ends at the first unescaped quote;
- * `JSON.parse` of that literal alone undoes the escapes and gives a string of its own (the
- * event's data can then be dropped).
+ * A quote inside a JSON string is escaped, so the literal ends at the first unescaped quote; a
+ * literal without escapes is its own text (a slice), one with escapes is read by `JSON.parse`
+ * (either way a string of its own: the event's data can then be dropped).
  */
 function literalThenBrace(data: string, open: number): string | null {
   let i = open + 1;
+  let escaped = false;
   for (;;) {
     const c = data.charCodeAt(i);
     if (c === 0x22 /* " */) break;
     if (Number.isNaN(c)) return null;
-    i += c === 0x5c /* \ */ ? 2 : 1;
+    if (c === 0x5c /* \ */) {
+      escaped = true;
+      i += 2;
+    } else i++;
   }
   if (data.charCodeAt(i + 1) !== 0x7d /* } */) return null; // the delta holds more than its text
+  if (!escaped) return data.slice(open + 1, i);
   try {
     return JSON.parse(data.slice(open, i + 1)) as string;
   } catch {

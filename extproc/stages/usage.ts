@@ -50,9 +50,10 @@ export const usageStage: StageFactory<UsageOptions> = {
       failure: 'open',
       responseBodyAccess: 'observe',
       responseBody(x, out, chunk) {
-        const now = performance.now();
         let st = x.get(usageState);
         if (!st) x.set(usageState, (st = { collector: responseUsage(x), endedAt: undefined }));
+        // The clock only where a time is kept: the first byte (the collector) and the end.
+        const now = chunk.endOfStream || st.collector.firstByteAt === undefined ? performance.now() : undefined;
         st.collector.chunk(x, chunk, now);
         if (!chunk.endOfStream) return;
         st.endedAt = now;

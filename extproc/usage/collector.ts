@@ -51,12 +51,12 @@ export class UsageCollector {
    * Feeds one response chunk (main stream or observability stream). Idempotent per chunk: the
    * `usage` and `rate-limit` stages feed the same shared collector (`responseUsage`).
    */
-  chunk(x: Exchange, chunk: BodyChunk, now: number = performance.now()): void {
+  chunk(x: Exchange, chunk: BodyChunk, now?: number): void {
     if (chunk === this.lastChunk) return;
     this.lastChunk = chunk;
     if (chunk.bytes.length > 0) {
       this.sawBody = true;
-      if (this.firstByteAt === undefined) this.firstByteAt = now;
+      if (this.firstByteAt === undefined) this.firstByteAt = now ?? performance.now();
     }
     if (x.responseIsEventStream) {
       const events = x.responseEvents(chunk);
