@@ -53,6 +53,10 @@ export async function startServerChild(
   // BENCH_HEAP_PROF_DIR: a sampling heap profile (allocations by stack) of each server child.
   const heapDir = process.env['BENCH_HEAP_PROF_DIR'];
   if (heapDir) nodeArgs.push('--heap-prof', `--heap-prof-dir=${path.join(heapDir, label)}`, '--heap-prof-interval=16384');
+  // BENCH_NODE_ARGS: node command-line flags for the server children (e.g. heap sizing flags,
+  // which V8 reads only at start-up and NODE_OPTIONS does not allow).
+  const extra = process.env['BENCH_NODE_ARGS'];
+  if (extra) nodeArgs.push(...extra.split(/\s+/).filter(Boolean));
   // With `cpus`, run under `taskset -c <cpus>` (exec keeps the IPC fd).
   const script = opts.compiledDir ? path.join(opts.compiledDir, 'bench', entry.replace(/\.ts$/, '.js')) : path.join(REPO_ROOT, 'bench', entry);
   const child: ChildProcess = fork(script, [], {
