@@ -139,7 +139,7 @@ export function runChild(impl: string, start: () => Promise<ServerHandle>): void
  * that outlived the young generation (promoted, then collected by a full GC, or still live): what
  * a stream keeps too long.
  */
-class AllocationProfile {
+export class AllocationProfile {
   private constructor(
     private readonly session: Session,
     private readonly file: string,

@@ -14,38 +14,7 @@ import { join } from 'node:path';
 import { startGateway } from '../extproc/app.js';
 import { parseConfig } from '../extproc/config/load.js';
 import { builtinStages, stageCheck } from '../extproc/stages/registry.js';
-
-/** The catalog the full pipeline routes with (config/gateway.yaml's default chain). */
-const catalog = {
-  providers: {
-    openai: { api: 'openai', cluster: 'openai', apiKey: 'sk-bench' },
-    anthropic: { api: 'anthropic', cluster: 'anthropic', apiKey: 'sk-ant-bench' },
-  },
-  models: {
-    'gpt-4o-mini': { provider: 'openai', contextWindow: 128000, pricing: { inputPerMTok: 0.15, outputPerMTok: 0.6 } },
-    'claude-sonnet-4': { provider: 'anthropic', upstreamName: 'claude-sonnet-4-20250514', contextWindow: 200000, pricing: { inputPerMTok: 3, outputPerMTok: 15 } },
-  },
-  routes: [{ name: 'default-chain', model: 'gpt-4o-mini', fallback: ['claude-sonnet-4'] }],
-};
-
-function fullStages(dir: string): unknown[] {
-  return [
-    'parse-request',
-    'identity',
-    'pii',
-    'route',
-    { name: 'semantic-cache', store: { kind: 'embedded', dataDir: join(dir, 'cache') }, maxAnswerChars: 1 },
-    { name: 'rate-limit', backend: 'memory', limits: [{ scope: 'caller', requestsPerMinute: 100_000_000, inputTokensPerMinute: 1_000_000_000_000 }] },
-    'translate',
-    { name: 'usage', log: false, ledger: { store: { kind: 'embedded', dataDir: join(dir, 'usage') } } },
-  ];
-}
-
-/** BENCH_WITHOUT=a,b drops stages from the full pipeline, to see what each one costs. */
-function withoutDropped(stages: unknown[]): unknown[] {
-  const drop = new Set((process.env['BENCH_WITHOUT'] ?? '').split(',').filter(Boolean));
-  return stages.filter((s) => !drop.has(typeof s === 'string' ? s : (s as { name: string }).name));
-}
+import { benchCatalog as catalog, fullStages, withoutDropped } from './full-pipeline.js';
 
 async function startOurs(): Promise<ServerHandle> {
   const full = process.env['BENCH_PIPELINE'] === 'full';

@@ -87,8 +87,9 @@ export class SseParser {
   private skipLf = false;
   /** No line has been completed yet: a leading BOM is still to be stripped. */
   private atStart = true;
-  /** Data lines of the current block (usually one). */
-  private dataLines: string[] = [];
+  /** The current block's first data line, and any further ones (most events have one: no array). */
+  private firstData: string | undefined = undefined;
+  private moreData: string[] | undefined = undefined;
   private eventType = '';
   private lastId: string | undefined = undefined;
   private retryMs: number | undefined = undefined;
@@ -198,7 +199,11 @@ export class SseParser {
     if (valueStart > end) valueStart = end;
     switch (nameLen) {
       case 4:
-        if (nameIs(buf, start, 4, 'data')) this.dataLines.push(buf.toString('utf8', valueStart, end));
+        if (nameIs(buf, start, 4, 'data')) {
+          const line = buf.toString('utf8', valueStart, end);
+          if (this.firstData === undefined) this.firstData = line;
+          else (this.moreData ??= []).push(line);
+        }
         return;
       case 5:
         if (nameIs(buf, start, 5, 'event')) this.eventType = buf.toString('utf8', valueStart, end);
@@ -224,16 +229,17 @@ export class SseParser {
   }
 
   private dispatch(): void {
-    const lines = this.dataLines;
+    const first = this.firstData;
     const retry = this.retryMs;
     this.retryMs = undefined;
-    if (lines.length === 0) {
+    if (first === undefined) {
       this.eventType = '';
       return;
     }
-    const data = lines.length === 1 ? lines[0]! : lines.join('\n');
+    const data = this.moreData === undefined ? first : `${first}\n${this.moreData.join('\n')}`;
     const event: SseEvent = { event: this.eventType === '' ? undefined : this.eventType, data, id: this.lastId, retry };
-    this.dataLines = [];
+    this.firstData = undefined;
+    this.moreData = undefined;
     this.eventType = '';
     if (this.out === NONE) this.out = [event];
     else this.out.push(event);

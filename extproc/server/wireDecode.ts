@@ -35,15 +35,19 @@ const BODY_SEND_MODES = ['NONE', 'STREAMED', 'BUFFERED', 'BUFFERED_PARTIAL', 'FU
 
 class WireError extends Error {}
 
-/** A cursor over protobuf bytes. */
+const EMPTY = Buffer.alloc(0);
+
+/** A cursor over protobuf bytes (one, reused: decoding is synchronous). */
 class Reader {
-  pos: number;
-  constructor(
-    readonly buf: Buffer,
-    start: number,
-    readonly end: number,
-  ) {
-    this.pos = start;
+  buf: Buffer = Buffer.alloc(0);
+  pos = 0;
+  end = 0;
+
+  reset(buf: Buffer): this {
+    this.buf = buf;
+    this.pos = 0;
+    this.end = buf.length;
+    return this;
   }
 
   /** A varint of at most 32 significant bits (tags, lengths, enums, bools). */
@@ -332,8 +336,18 @@ function structMapEntry(r: Reader, end: number, into: Record<string, PbStruct>):
 }
 
 /** Decodes one ProcessingRequest (external_processor.proto). Throws on malformed bytes. */
+const reader = new Reader();
+
 export function decodeProcessingRequest(buf: Buffer): PbProcessingRequest {
-  const r = new Reader(buf, 0, buf.length);
+  try {
+    return decodeWith(reader.reset(buf));
+  } finally {
+    // Not kept past the call: the message must not stay referenced by the shared reader.
+    reader.buf = EMPTY;
+  }
+}
+
+function decodeWith(r: Reader): PbProcessingRequest {
   const msg: PbProcessingRequest = {};
   while (r.pos < r.end) {
     const tag = r.uint32();
