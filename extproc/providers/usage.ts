@@ -80,21 +80,65 @@ export function readTextOnly(e: SseEvent, dialect: Dialect): string | null | und
  * (either way a string of its own: the event's data can then be dropped).
  */
 function literalThenBrace(data: string, open: number): string | null {
+  const close = literalEnd(data, open);
+  if (close === -1 || data.charCodeAt(close + 1) !== 0x7d /* } */) return null; // the delta holds more than its text
+  return literalText(data, open, close);
+}
+
+/**
+ * The parts around the text of a plain Chat Completions delta, as one stream repeats them: the
+ * id, creation time, model and fingerprint are the same on every chunk of a completion, and so
+ * is what follows the text. Once `readTextOnly` has read an event of this shape (its one regex
+ * pass found nothing but the delta), a later event that is the same prefix, a string literal and
+ * the same suffix adds only that text: two comparisons instead of the regex pass.
+ */
+export class PlainDeltaShape {
+  private prefix: string | undefined;
+  private suffix: string | undefined;
+
+  /** Remembers the shape of `data`, an event `readTextOnly` read as plain text. */
+  learn(data: string): void {
+    const at = data.indexOf(OPENAI_DELTA_CONTENT);
+    if (at === -1) return;
+    const close = literalEnd(data, at + OPENAI_DELTA_CONTENT.length - 1);
+    if (close === -1 || data.charCodeAt(close + 1) !== 0x7d /* } */) return;
+    this.prefix = data.slice(0, at);
+    this.suffix = data.slice(close + 2);
+  }
+
+  /** The text of `data` when it has the learned shape, else undefined (ask `readTextOnly`). */
+  read(data: string): string | undefined {
+    const prefix = this.prefix;
+    // Equality of slices: V8 compares flat strings with memcmp; startsWith walks them char by char.
+    if (prefix === undefined || data.slice(0, prefix.length) !== prefix || !data.startsWith(OPENAI_DELTA_CONTENT, prefix.length)) return undefined;
+    const open = prefix.length + OPENAI_DELTA_CONTENT.length - 1;
+    const close = literalEnd(data, open);
+    if (close === -1 || data.charCodeAt(close + 1) !== 0x7d /* } */) return undefined;
+    const suffix = this.suffix!;
+    if (data.length - close - 2 !== suffix.length || data.slice(close + 2) !== suffix) return undefined;
+    return literalText(data, open, close) ?? undefined;
+  }
+}
+
+const OPENAI_DELTA_CONTENT = '"delta":{"content":"';
+
+/** Index of the quote closing the JSON string literal that opens at `open`, or -1. */
+function literalEnd(data: string, open: number): number {
   let i = open + 1;
-  let escaped = false;
   for (;;) {
     const c = data.charCodeAt(i);
-    if (c === 0x22 /* " */) break;
-    if (Number.isNaN(c)) return null;
-    if (c === 0x5c /* \ */) {
-      escaped = true;
-      i += 2;
-    } else i++;
+    if (c === 0x22 /* " */) return i;
+    if (Number.isNaN(c)) return -1;
+    i += c === 0x5c /* \ */ ? 2 : 1;
   }
-  if (data.charCodeAt(i + 1) !== 0x7d /* } */) return null; // the delta holds more than its text
-  if (!escaped) return data.slice(open + 1, i);
+}
+
+/** The text of the literal `data[open..close]` (quotes included): a slice, or parsed when it has escapes. */
+function literalText(data: string, open: number, close: number): string | null {
+  const escape = data.indexOf('\\', open);
+  if (escape === -1 || escape > close) return data.slice(open + 1, close);
   try {
-    return JSON.parse(data.slice(open, i + 1)) as string;
+    return JSON.parse(data.slice(open, close + 1)) as string;
   } catch {
     return null;
   }

@@ -10,7 +10,7 @@ import type { Exchange } from '../pipeline/exchange.js';
 import type { BodyChunk } from '../pipeline/phases.js';
 import { eventJson, type SseEvent } from '../providers/sse.js';
 import type { Dialect } from '../providers/types.js';
-import { readTextOnly, UsageExtractor } from '../providers/usage.js';
+import { PlainDeltaShape, readTextOnly, UsageExtractor } from '../providers/usage.js';
 import { dialectOfRequestPath } from '../providers/paths.js';
 
 /** Largest non-streamed JSON answer read for usage (bigger ones are counted as unreadable). */
@@ -34,11 +34,14 @@ export class UsageCollector {
   /** A JSON body was too large or not JSON. */
   unreadable = false;
   private json: Buffer[] | undefined;
+  /** The shape of this stream's plain text deltas (OpenAI), once one was read. */
+  private readonly shape: PlainDeltaShape | undefined;
   private lastChunk: BodyChunk | undefined;
   private jsonBytes = 0;
 
   constructor(readonly dialect: Dialect) {
     this.extractor = new UsageExtractor(dialect);
+    if (dialect === 'openai') this.shape = new PlainDeltaShape();
   }
 
   /** The model generated something (the provider reported usage, or output text passed). */
@@ -101,8 +104,14 @@ export class UsageCollector {
     // Text-only deltas wait unparsed until (unless) the text is needed. OpenAI names the model on
     // every chunk: the first one is read for it.
     if (this.dialect === 'anthropic' || this.responseModel !== undefined) {
+      const known = this.shape?.read(data);
+      if (known !== undefined) {
+        this.extractor.takeTextOnly(e, known);
+        return;
+      }
       const text = readTextOnly(e, this.dialect);
       if (text !== undefined) {
+        if (typeof text === 'string') this.shape?.learn(data);
         this.extractor.takeTextOnly(e, text);
         return;
       }

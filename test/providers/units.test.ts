@@ -1,7 +1,7 @@
 import { describe, it, expect, vi } from 'vitest';
 import { fixture } from './cases.js';
 import { SseParser, type SseEvent } from '../../extproc/providers/sse.js';
-import { readTextOnly, UsageExtractor } from '../../extproc/providers/usage.js';
+import { PlainDeltaShape, readTextOnly, UsageExtractor } from '../../extproc/providers/usage.js';
 import { dialectOfPath } from '../../extproc/providers/paths.js';
 import { translateError, streamErrorEvent, readError } from '../../extproc/providers/errors.js';
 import { openaiToAnthropicRequest, plainOpenAIChat } from '../../extproc/providers/requestToAnthropic.js';
@@ -139,6 +139,38 @@ describe('UsageExtractor: text-only events read only when the text is needed', (
         u.push(e);
         expect(plain).toBe(u.text);
       }
+    }
+  });
+
+  it('a learned delta shape reads the same prefix, literal and suffix, and nothing else', () => {
+    const ev = (id: string, delta: string, tail = ',"logprobs":null,"finish_reason":null}],"usage":null}'): string =>
+      `{"id":"${id}","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":${delta}${tail}`;
+    const shape = new PlainDeltaShape();
+    expect(shape.read(ev('c1', '{"content":"a"}'))).toBeUndefined(); // nothing learned yet
+    const first = ev('c1', '{"content":"Hello"}');
+    expect(readTextOnly({ event: undefined, data: first, id: undefined, retry: undefined }, 'openai')).toBe('Hello');
+    shape.learn(first);
+    expect(shape.read(ev('c1', '{"content":" world"}'))).toBe(' world');
+    expect(shape.read(ev('c1', '{"content":"say \\"hi\\"\\n"}'))).toBe('say "hi"\n');
+    expect(shape.read(ev('c1', '{"content":""}'))).toBe('');
+    expect(shape.read(ev('c2', '{"content":"x"}'))).toBeUndefined(); // another completion's prefix
+    expect(shape.read(ev('c1', '{"content":"x","refusal":null}'))).toBeUndefined(); // more than the text
+    expect(shape.read(ev('c1', '{"content":"x"}', ',"logprobs":null,"finish_reason":null}],"usage":{"prompt_tokens":1}}'))).toBeUndefined();
+    expect(shape.read(ev('c1', '{"content":"x"}', ',"logprobs":null,"finish_reason":"stop"}],"usage":null}'))).toBeUndefined();
+    expect(shape.read(ev('c1', '{"content":"unterminated'))).toBeUndefined();
+    // Over real streams: whatever the shape reads, readTextOnly reads the same.
+    for (const name of ['openai-stream-text.sse', 'openai-stream-tools.sse']) {
+      const learned = new PlainDeltaShape();
+      let read = 0;
+      for (const e of events(name)) {
+        const fast = learned.read(e.data);
+        const slow = readTextOnly(e, 'openai');
+        if (fast !== undefined) {
+          read++;
+          expect(fast).toBe(slow);
+        } else if (typeof slow === 'string') learned.learn(e.data);
+      }
+      if (name === 'openai-stream-text.sse') expect(read).toBeGreaterThan(0);
     }
   });
 
