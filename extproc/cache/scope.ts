@@ -6,7 +6,7 @@
  * object's keys, so no choice of caller id or route name can make two different scopes encode
  * to the same bytes ("a|b" + "c" and "a" + "b|c" are two different arrays).
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../digest.js';
 
 export type Dialect = 'openai' | 'anthropic';
 
@@ -49,18 +49,14 @@ export function canonicalJson(value: unknown): string {
   return out + '}';
 }
 
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
 export function scopeKey(parts: ScopeParts): string {
-  return sha256(
+  return sha256Hex(
     canonicalJson(['scope-v1', parts.caller, parts.route, parts.model, parts.dialect, parts.params, parts.history]),
   );
 }
 
 export function exactHash(scope: string, newestUserTurn: unknown): string {
-  return sha256(canonicalJson(['exact-v1', scope, newestUserTurn]));
+  return sha256Hex(canonicalJson(['exact-v1', scope, newestUserTurn]));
 }
 
 /**

@@ -5,7 +5,7 @@
  *
  * The raw credential never leaves this module: an API key becomes `key:<first 16 hex of SHA-256>`.
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../digest.js';
 import { parseXfcc } from './xfcc.js';
 import { parseSpiffeId } from './spiffe.js';
 import { callerIdRe, type IdentityOptions, type IdentitySource } from './options.js';
@@ -37,7 +37,7 @@ const credentialRe = /^[\x21-\x7e]+$/;
 
 /** `key:` + first 16 hex digits of SHA-256 of the credential. */
 export function credentialId(credential: string): string {
-  return `key:${createHash('sha256').update(credential, 'utf8').digest('hex').slice(0, 16)}`;
+  return `key:${sha256Hex(credential).slice(0, 16)}`;
 }
 
 type Attempt = { kind: 'absent' } | { kind: 'found'; identity: Identity } | { kind: 'invalid'; refusal: IdentityRefusal };
