@@ -54,9 +54,11 @@ export async function startServerChild(
   const heapDir = process.env['BENCH_HEAP_PROF_DIR'];
   if (heapDir) nodeArgs.push('--heap-prof', `--heap-prof-dir=${path.join(heapDir, label)}`, '--heap-prof-interval=16384');
   // BENCH_NODE_ARGS: node command-line flags for the server children (e.g. heap sizing flags,
-  // which V8 reads only at start-up and NODE_OPTIONS does not allow).
-  const extra = process.env['BENCH_NODE_ARGS'];
-  if (extra) nodeArgs.push(...extra.split(/\s+/).filter(Boolean));
+  // which V8 reads only at start-up and NODE_OPTIONS does not allow); BENCH_OURS_NODE_ARGS for
+  // the gateway's child only.
+  for (const extra of [process.env['BENCH_NODE_ARGS'], label === 'ours' ? process.env['BENCH_OURS_NODE_ARGS'] : undefined]) {
+    if (extra) nodeArgs.push(...extra.split(/\s+/).filter(Boolean));
+  }
   // With `cpus`, run under `taskset -c <cpus>` (exec keeps the IPC fd).
   const script = opts.compiledDir ? path.join(opts.compiledDir, 'bench', entry.replace(/\.ts$/, '.js')) : path.join(REPO_ROOT, 'bench', entry);
   const child: ChildProcess = fork(script, [], {
