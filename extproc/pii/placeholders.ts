@@ -25,6 +25,10 @@ export interface TypeState {
   readonly byValue: Map<string, string>;
   /** Last number issued. */
   n: number;
+  /** `<TYPE_`: every placeholder of the type starts with it. */
+  readonly head: string;
+  /** Value behind placeholder number i + 1 (a hole where a number was skipped or withdrawn). */
+  readonly values: (string | undefined)[];
 }
 
 /**
@@ -32,10 +36,10 @@ export interface TypeState {
  * such a request allocates none of them.
  */
 export class PlaceholderTable {
-  /** type → its placeholders (nested: no key string built per entity). */
+  /** type → its placeholders and their values (nested: no key string built per entity). */
   private types: Map<string, TypeState> | undefined;
-  /** placeholder → value */
-  private values: Map<string, string> | undefined;
+  /** Placeholders that can be restored. */
+  private restorable = 0;
   private jsonValues: Map<string, string> | undefined;
   /** Placeholder-shaped literals of the request (numbering skips them). */
   private reserved: Set<string> | undefined;
@@ -46,7 +50,7 @@ export class PlaceholderTable {
 
   /** Number of placeholders that can be restored. */
   get size(): number {
-    return this.values?.size ?? 0;
+    return this.restorable;
   }
 
   /** Marks every placeholder-shaped literal in `text` as taken. */
@@ -56,19 +60,20 @@ export class PlaceholderTable {
     for (let m = placeholderPattern.exec(text); m !== null; m = placeholderPattern.exec(text)) {
       const lit = m[0];
       (this.reserved ??= new Set()).add(lit);
-      const value = this.values?.get(lit);
-      if (value !== undefined) {
+      const slot = this.slotOf(lit);
+      if (slot !== undefined && slot.t.values[slot.i] !== undefined) {
         // Issued before the literal was seen: withdraw it (see module doc).
-        this.values!.delete(lit);
+        slot.t.byValue.delete(slot.t.values[slot.i]!);
+        slot.t.values[slot.i] = undefined;
+        this.restorable--;
         this.jsonValues?.delete(lit);
-        for (const t of this.types?.values() ?? []) for (const [k, v] of t.byValue) if (v === lit) t.byValue.delete(k);
       }
     }
   }
 
   /** The placeholder for `value` of `type`: the same one every time within the request. */
   issue(type: string, value: string): string {
-    return this.issueIn(this.typeState(type), type, value);
+    return this.issueIn(this.typeState(type), value);
   }
 
   /** The placeholders of `type` (made on first use), for callers that issue many of one type. */
@@ -76,8 +81,8 @@ export class PlaceholderTable {
     const types = (this.types ??= new Map());
     let t = types.get(type);
     if (t === undefined) {
-      types.set(type, (t = { byValue: new Map(), n: 0 }));
       const head = `<${type}_`;
+      types.set(type, (t = { byValue: new Map(), n: 0, head, values: [] }));
       const prefixes = (this.typePrefixes ??= new Set());
       for (let i = 1; i <= head.length; i++) prefixes.add(head.slice(0, i));
     }
@@ -85,24 +90,36 @@ export class PlaceholderTable {
   }
 
   /** `issue` with the type's state already looked up (`typeState(type)`). */
-  issueIn(t: TypeState, type: string, value: string): string {
+  issueIn(t: TypeState, value: string): string {
     const known = t.byValue.get(value);
     if (known !== undefined) return known;
     // Numbers only grow, so an issued placeholder is never met again here; only the request's
     // own literals (reserved) are skipped.
     const reserved = this.reserved;
     let ph: string;
-    do ph = `<${type}_${++t.n}>`;
+    do ph = t.head + ++t.n + '>';
     while (reserved !== undefined && reserved.has(ph));
     t.byValue.set(value, ph);
-    (this.values ??= new Map()).set(ph, value);
+    t.values[t.n - 1] = value;
+    this.restorable++;
     if (ph.length > this.maxLength) this.maxLength = ph.length;
     return ph;
   }
 
+  /** The type's state and value index of a placeholder-shaped string, if its type has any. */
+  private slotOf(placeholder: string): { t: TypeState; i: number } | undefined {
+    const types = this.types;
+    if (types === undefined) return undefined;
+    const u = placeholder.lastIndexOf('_');
+    const t = types.get(placeholder.slice(1, u));
+    if (t === undefined) return undefined;
+    return { t, i: Number(placeholder.slice(u + 1, -1)) - 1 };
+  }
+
   /** The original value behind an issued placeholder, escaped for a JSON string in `json` mode. */
   lookup(placeholder: string, mode: RestoreMode = 'text'): string | undefined {
-    const value = this.values?.get(placeholder);
+    const slot = this.slotOf(placeholder);
+    const value = slot === undefined ? undefined : slot.t.values[slot.i];
     if (value === undefined || mode === 'text') return value;
     const json = (this.jsonValues ??= new Map());
     let escaped = json.get(placeholder);

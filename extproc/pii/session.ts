@@ -149,7 +149,7 @@ export class PiiSession {
       tally.n++;
       let ph: string;
       if (tally.placeholders !== undefined) {
-        ph = this.table.issueIn(tally.placeholders, d.type, text.slice(d.start, d.end));
+        ph = this.table.issueIn(tally.placeholders, text.slice(d.start, d.end));
       } else {
         if (tally.action === 'block') this.blocked.add(d.type);
         ph = `<${d.type}>`;

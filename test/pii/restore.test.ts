@@ -22,6 +22,13 @@ describe('StreamRestorer', () => {
     expect(s.restore(answer)).toBe(expected);
   });
 
+  it('restores types whose names hold underscores; numbers never issued and unknown types stay literal', () => {
+    const c = sessionWith('card 4111 1111 1111 1111 from 10.0.0.7 and 10.0.0.8');
+    const text = '<CREDIT_CARD_1> <IP_ADDRESS_2> <IP_ADDRESS_1> <CREDIT_CARD_2> <IP_ADDRESS_999999999> <SSN_1> <EMAIL_1>';
+    expect(c.restore(text)).toBe('4111 1111 1111 1111 10.0.0.8 10.0.0.7 <CREDIT_CARD_2> <IP_ADDRESS_999999999> <SSN_1> <EMAIL_1>');
+    expect(c.table.size).toBe(3);
+  });
+
   it('split into two pieces at every position', () => {
     for (let i = 0; i <= answer.length; i++) {
       expect(stream(s, [answer.slice(0, i), answer.slice(i)]), String(i)).toBe(expected);
