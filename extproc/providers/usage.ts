@@ -133,10 +133,22 @@ function literalEnd(data: string, open: number): number {
   }
 }
 
-/** The text of the literal `data[open..close]` (quotes included): a slice, or parsed when it has escapes. */
+/**
+ * V8 makes a slice of at least this many characters a view that keeps the whole string alive
+ * (SlicedString::kMinLength); a shorter slice is a copy.
+ */
+const SLICE_IS_VIEW = 13;
+
+/**
+ * The text of the literal `data[open..close]` (quotes included), as a string of its own: the
+ * extractor keeps every delta's text until the answer ends, and a view would keep the whole
+ * event with it. Short literals without escapes are sliced (a copy); others are parsed.
+ */
 function literalText(data: string, open: number, close: number): string | null {
-  const escape = data.indexOf('\\', open);
-  if (escape === -1 || escape > close) return data.slice(open + 1, close);
+  if (close - open - 1 < SLICE_IS_VIEW) {
+    const escape = data.indexOf('\\', open);
+    if (escape === -1 || escape > close) return data.slice(open + 1, close);
+  }
   try {
     return JSON.parse(data.slice(open, close + 1)) as string;
   } catch {
