@@ -102,8 +102,9 @@ export class PlainDeltaShape {
     if (at === -1) return;
     const close = literalEnd(data, at + OPENAI_DELTA_CONTENT.length - 1);
     if (close === -1 || data.charCodeAt(close + 1) !== 0x7d /* } */) return;
-    this.prefix = data.slice(0, at);
-    this.suffix = data.slice(close + 2);
+    // Copies, not views: the event may be large and the shape lives as long as the answer.
+    this.prefix = ownCopy(data.slice(0, at));
+    this.suffix = ownCopy(data.slice(close + 2));
   }
 
   /** The text of `data` when it has the learned shape, else undefined (ask `readTextOnly`). */
@@ -121,6 +122,11 @@ export class PlainDeltaShape {
 }
 
 const OPENAI_DELTA_CONTENT = '"delta":{"content":"';
+
+/** `s` as a string of its own (once per answer: the cost does not matter). */
+function ownCopy(s: string): string {
+  return s.length < SLICE_IS_VIEW ? s : (JSON.parse(JSON.stringify(s)) as string);
+}
 
 /** Index of the quote closing the JSON string literal that opens at `open`, or -1. */
 function literalEnd(data: string, open: number): number {
