@@ -182,20 +182,12 @@ function sizeCommonResponse(o: Obj, z: Sizes): number {
   return n;
 }
 
-function sizeWithCommon(o: Obj, z: Sizes): number {
+/** A message whose one field (number 1) is the nested message `key`: HeadersResponse, BodyResponse, TrailersResponse. */
+function sizeWrapper(o: Obj, z: Sizes, key: string, inner: (o: Obj, z: Sizes) => number, message: string): number {
   let n = 0;
   for (const k in o) {
-    if (k === 'response') n += sizeNested(o[k], z, sizeCommonResponse);
-    else unsupported(`response.${k}`);
-  }
-  return n;
-}
-
-function sizeTrailersResponse(o: Obj, z: Sizes): number {
-  let n = 0;
-  for (const k in o) {
-    if (k === 'header_mutation') n += sizeNested(o[k], z, sizeHeaderMutation);
-    else unsupported(`TrailersResponse.${k}`);
+    if (k === key) n += sizeNested(o[k], z, inner);
+    else unsupported(`${message}.${k}`);
   }
   return n;
 }
@@ -480,10 +472,10 @@ function sizeMember(key: string, v: Obj, z: Sizes): number {
     case 'response_headers':
     case 'request_body':
     case 'response_body':
-      return sizeWithCommon(v, z);
+      return sizeWrapper(v, z, 'response', sizeCommonResponse, key);
     case 'request_trailers':
     case 'response_trailers':
-      return sizeTrailersResponse(v, z);
+      return sizeWrapper(v, z, 'header_mutation', sizeHeaderMutation, key);
     case 'immediate_response':
       return sizeImmediate(v, z);
     case 'dynamic_metadata':

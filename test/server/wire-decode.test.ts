@@ -5,6 +5,7 @@
  * view on the gRPC frame); malformed bytes refused.
  */
 import { describe, expect, it } from 'vitest';
+import { mulberry32 as rng } from '../helpers/prng.js';
 import { loadService } from '../../extproc/server/protocol.js';
 import { decodeProcessingRequest } from '../../extproc/server/wireDecode.js';
 import { HeaderView, type PackedHeaders } from '../../extproc/pipeline/headers.js';
@@ -13,16 +14,6 @@ import type { PbHttpHeaders, PbProcessingRequest } from '../../extproc/server/pr
 const method = loadService('envoy/service/ext_proc/v3/external_processor.proto', 'envoy.service.ext_proc.v3.ExternalProcessor')['Process']!;
 const encode = (m: Record<string, unknown>): Buffer => method.requestSerialize(m);
 const reference = (b: Buffer): PbProcessingRequest => method.requestDeserialize(b) as PbProcessingRequest;
-
-/** Seeded PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NAMES = [':path', ':method', ':authority', ':status', 'content-type', 'content-length', 'x-request-id', 'authorization', 'x-forwarded-client-cert', 'x-gateway-model', 'ü-header'];
 

@@ -4,6 +4,7 @@
  * message and has the same bytes; a field it does not know is refused (protobufjs encodes it).
  */
 import { describe, expect, it } from 'vitest';
+import { mulberry32 as rng } from '../helpers/prng.js';
 import { loadService } from '../../extproc/server/protocol.js';
 import { encodeProcessingResponse, UnsupportedField } from '../../extproc/server/wireEncode.js';
 import { encodeResponse } from '../../extproc/server/encode.js';
@@ -13,15 +14,6 @@ import type { RequestKind } from '../../extproc/server/protocol.js';
 const method = loadService('envoy/service/ext_proc/v3/external_processor.proto', 'envoy.service.ext_proc.v3.ExternalProcessor')['Process']!;
 const reference = (m: Record<string, unknown>): Buffer => method.responseSerialize(m);
 const decode = (b: Buffer): unknown => method.responseDeserialize(b);
-
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function text(r: () => number, max: number): string {
   const chars = [...'abcXYZ09 -_/.:é€😀"'];
