@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import { cacheMigration } from './cacheSchema.js';
-import { ledgerCallerIndexMigration, ledgerMigration } from '../usage/ledgerSchema.js';
+import { ledgerBatchesMigration, ledgerCallerIndexMigration, ledgerMigration } from '../usage/ledgerSchema.js';
 import { StoreSchemaError, type MigrationReport } from './types.js';
 
 /** What a migration's SQL may depend on (settings fixed at table creation). */
@@ -28,7 +28,7 @@ export interface Migration {
 }
 
 /** Every migration, in version order. Adding one (e.g. the usage ledger) is one entry here. */
-export const MIGRATIONS: readonly Migration[] = [cacheMigration, ledgerMigration, ledgerCallerIndexMigration];
+export const MIGRATIONS: readonly Migration[] = [cacheMigration, ledgerMigration, ledgerCallerIndexMigration, ledgerBatchesMigration];
 
 /** Advisory lock key: the first 8 bytes of sha256("envoy-llm-gateway:migrations"), fixed. */
 const LOCK_KEY = '7106812519003459427';

@@ -8,7 +8,8 @@
  */
 import type { Logger } from '../telemetry/logger.js';
 import { describeError } from '../telemetry/logger.js';
-import { LEDGER_COLUMNS, LEDGER_TABLE } from './ledgerSchema.js';
+import { randomUUID } from 'node:crypto';
+import { LEDGER_BATCHES_TABLE, LEDGER_COLUMNS, LEDGER_TABLE } from './ledgerSchema.js';
 import type { UsageRecord } from './record.js';
 
 /** The part of `pg.Pool` the writer uses. */
@@ -28,9 +29,24 @@ export interface LedgerWriterOptions {
   log?: Logger;
 }
 
-const INSERT_SQL = `INSERT INTO ${LEDGER_TABLE} (${LEDGER_COLUMNS.map(([c]) => c).join(', ')})
+/**
+ * One statement, so one transaction: the batch's id goes into the batches table, and its rows
+ * into the ledger only if the id was not there yet (a retry of a batch whose acknowledgement was
+ * lost writes nothing).
+ */
+const BATCH_ID_PARAM = LEDGER_COLUMNS.length + 1;
+const INSERT_SQL = `WITH batch AS (
+    INSERT INTO ${LEDGER_BATCHES_TABLE} (batch_id, row_count) VALUES ($${BATCH_ID_PARAM}, $${BATCH_ID_PARAM + 1})
+    ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id
+  )
+  INSERT INTO ${LEDGER_TABLE} (${LEDGER_COLUMNS.map(([c]) => c).join(', ')})
   SELECT * FROM unnest(${LEDGER_COLUMNS.map(([, type], i) => `$${i + 1}::${type === 'double precision' ? 'float8' : type}[]`).join(', ')})
-  ON CONFLICT (request_id) DO NOTHING`;
+  WHERE EXISTS (SELECT 1 FROM batch)`;
+
+/** Batch markers older than this are deleted (a retry comes within minutes, not days). */
+const BATCH_MARKER_DAYS = 2;
+const PRUNE_SQL = `DELETE FROM ${LEDGER_BATCHES_TABLE} WHERE written_at < now() - interval '${BATCH_MARKER_DAYS} days'`;
+const PRUNE_EVERY_MS = 3_600_000;
 
 /** One record as the ledger's column values, in `LEDGER_COLUMNS` order. */
 export function ledgerRow(r: UsageRecord): unknown[] {
@@ -70,6 +86,12 @@ export function ledgerRow(r: UsageRecord): unknown[] {
 /** Batched, bounded, flushed-on-close ledger writer. */
 export class LedgerWriter {
   private queue: UsageRecord[] = [];
+  /**
+   * The batch being written, kept with its id until the store acknowledges it: a retry sends
+   * the same id and the same records, so the store can tell a retry from a new batch.
+   */
+  private pending: { id: string; records: UsageRecord[] } | undefined;
+  private prunedAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private retryDelay: number;
@@ -79,7 +101,7 @@ export class LedgerWriter {
   private readonly flushMs: number;
   private readonly maxQueue: number;
   private readonly retryMs: number;
-  /** Rows the store accepted (duplicates included). */
+  /** Rows the store accepted (a retried batch counted once). */
   written = 0;
   /** Records refused because the queue was full. */
   dropped = 0;
@@ -162,12 +184,13 @@ export class LedgerWriter {
   private drain(): Promise<void> {
     if (this.running) return this.running.then(() => this.drain());
     if (this.queue.length === 0) return Promise.resolve();
-    const batch = this.queue.slice(0, this.batchSize);
-    this.running = this.write(batch)
+    const batch = (this.pending ??= { id: randomUUID(), records: this.queue.slice(0, this.batchSize) });
+    this.running = this.write(batch.id, batch.records)
       .then(() => {
         // Only now leave the queue: a record is never out of both the queue and the table.
-        this.queue.splice(0, batch.length);
-        this.written += batch.length;
+        this.queue.splice(0, batch.records.length);
+        this.pending = undefined;
+        this.written += batch.records.length;
         this.retryDelay = this.retryMs;
         this.retryAt = 0;
       })
@@ -183,13 +206,17 @@ export class LedgerWriter {
     return this.running;
   }
 
-  private async write(batch: UsageRecord[]): Promise<void> {
+  private async write(batchId: string, batch: UsageRecord[]): Promise<void> {
     const columns: unknown[][] = LEDGER_COLUMNS.map(() => new Array<unknown>(batch.length));
     for (let i = 0; i < batch.length; i++) {
       const row = ledgerRow(batch[i]!);
       for (let c = 0; c < row.length; c++) columns[c]![i] = row[c];
     }
     const pool = await this.pool;
-    await pool.query(INSERT_SQL, columns);
+    await pool.query(INSERT_SQL, [...columns, batchId, batch.length]);
+    if (Date.now() - this.prunedAt > PRUNE_EVERY_MS) {
+      this.prunedAt = Date.now();
+      await pool.query(PRUNE_SQL).catch((err: unknown) => this.options.log?.warn('usage ledger: pruning batch markers failed', { error: describeError(err) }));
+    }
   }
 }

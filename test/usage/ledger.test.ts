@@ -1,6 +1,7 @@
 /**
  * The ledger on the embedded store (real PGlite over the Postgres wire): migrations 2 and 3, batched
- * inserts, duplicates skipped, the cost views, a failing store keeps records until it recovers,
+ * inserts, a batch retried after a lost acknowledgement written once, two requests sharing an
+ * x-request-id both kept, the cost views, a failing store keeps records until it recovers,
  * close flushes everything admitted.
  */
 import fs from 'node:fs';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../extproc/store/index.js';
 import { LedgerWriter, type Queryable } from '../../extproc/usage/ledger.js';
-import { LEDGER_TABLE, LEDGER_VIEWS } from '../../extproc/usage/ledgerSchema.js';
+import { LEDGER_BATCHES_TABLE, LEDGER_TABLE, LEDGER_VIEWS } from '../../extproc/usage/ledgerSchema.js';
 import { sampleRecord } from './fixtures.js';
 
 let store: Store;
@@ -27,6 +28,7 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   await store.pool.query(`DELETE FROM ${LEDGER_TABLE}`);
+  await store.pool.query(`DELETE FROM ${LEDGER_BATCHES_TABLE}`);
 });
 
 async function count(): Promise<number> {
@@ -35,10 +37,11 @@ async function count(): Promise<number> {
 }
 
 describe('usage ledger', () => {
-  it('keeps the indexes its queries use and, after migration 3, no caller index', async () => {
+  it('keeps the indexes its queries use and, after migrations 3 and 4, no caller index and no unique request id', async () => {
     const idx = await store.pool.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE tablename = '${LEDGER_TABLE}' ORDER BY indexname`);
     const defs = idx.rows.map((r) => r.indexdef);
-    expect(defs.some((d) => /UNIQUE INDEX .*\(request_id\)/.test(d))).toBe(true);
+    expect(defs.some((d) => /INDEX .*\(request_id\)/.test(d))).toBe(true);
+    expect(defs.some((d) => /UNIQUE INDEX .*\(request_id\)/.test(d))).toBe(false);
     expect(defs.some((d) => /\(started_at\)/.test(d))).toBe(true);
     expect(defs.some((d) => /\(caller, started_at\)/.test(d))).toBe(false);
   });
@@ -51,14 +54,15 @@ describe('usage ledger', () => {
     expect(await count()).toBe(1234);
   });
 
-  it('stores every field, null where absent, and skips a duplicate request id', async () => {
+  it('stores every field, null where absent, and keeps two requests that share a request id', async () => {
     const r = sampleRecord({ fallbackPath: ['claude-opus-4', 'gpt-4o'], attempts: 2, ttftMs: undefined, caller: undefined, pii: { EMAIL: 2, PHONE: 1 }, errorClass: 'truncated' });
     const w = new LedgerWriter(store.pool, { batchSize: 10, flushMs: 5 });
     w.add(r);
     w.add({ ...r, costMicros: 999_999 });
     await w.close();
-    const rows = (await store.pool.query(`SELECT * FROM ${LEDGER_TABLE} WHERE request_id = $1`, [r.requestId])).rows;
-    expect(rows).toHaveLength(1);
+    const rows = (await store.pool.query(`SELECT * FROM ${LEDGER_TABLE} WHERE request_id = $1 ORDER BY id`, [r.requestId])).rows;
+    // A client may set the same x-request-id on two requests: both cost, both are recorded.
+    expect(rows.map((x) => Number(x.cost_micros))).toEqual([725, 999_999]);
     const row = rows[0]!;
     expect(row.fallback_path).toBe('claude-opus-4>gpt-4o');
     expect(row.attempts).toBe(2);
@@ -110,6 +114,26 @@ describe('usage ledger', () => {
     await w.close();
     expect(w.queued).toBe(0);
     expect(await count()).toBe(25);
+  });
+
+  it('a batch whose acknowledgement was lost is retried with the same id and written once', async () => {
+    let lose = 2;
+    const lossy: Queryable = {
+      // The store commits, then the answer never arrives (twice).
+      query: async (text, values) => {
+        const result = await store.pool.query(text, values);
+        if (lose-- > 0) throw new Error('connection reset after commit');
+        return result;
+      },
+    };
+    const w = new LedgerWriter(lossy, { batchSize: 10, flushMs: 1, retryMs: 1 });
+    for (let i = 0; i < 25; i++) w.add(sampleRecord());
+    await w.close();
+    expect(w.failures).toBe(2);
+    expect(w.queued).toBe(0);
+    expect(await count()).toBe(25);
+    const batches = await store.pool.query<{ n: string; rows: string }>(`SELECT count(*) AS n, sum(row_count) AS rows FROM ${LEDGER_BATCHES_TABLE}`);
+    expect(Number(batches.rows[0]!.rows)).toBeGreaterThanOrEqual(25);
   });
 
   it('a full queue drops new records and counts them', async () => {
