@@ -109,8 +109,9 @@ export const ledgerCallerIndexMigration: Migration = {
  * client's `x-request-id` when it sets one (Envoy keeps it for internal callers), so a unique
  * `request_id` silently dropped the usage of every later request reusing an id. Now each batch
  * records its id in `usage_ledger_batches` in the statement that inserts its rows; `request_id`
- * keeps a plain index for lookups. Plain inserts also skip the speculative insertion
- * `ON CONFLICT` needs per row (~6 µs of CPU per embedded row).
+ * keeps a plain index for lookups. The cost per row is unchanged (measured on the embedded
+ * store, 80,000 rows in batches of 500: 31–34 µs of CPU before and after): plain inserts skip the
+ * speculative insertion `ON CONFLICT` needed per row, the batch marker and plain index take it.
  */
 export const ledgerBatchesMigration: Migration = {
   version: 4,
