@@ -14,13 +14,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Metadata } from '@grpc/grpc-js';
 import { parseConfig } from '../extproc/config/load.js';
-import { PhaseOutput } from '../extproc/pipeline/output.js';
 import { ServiceRegistry } from '../extproc/pipeline/services.js';
 import type { FilterRole } from '../extproc/pipeline/stage.js';
-import { encodeResponse, responseKindFor } from '../extproc/server/encode.js';
 import { ExchangeLinks } from '../extproc/server/exchangeLinks.js';
+import { constantAnswers } from '../extproc/server/grpcServer.js';
 import { ProcessStream, type Call, type StreamDeps } from '../extproc/server/processStream.js';
-import { loadExtProcService, type PbProcessingMode, type RequestKind } from '../extproc/server/protocol.js';
+import { loadExtProcService, type PbProcessingResponse } from '../extproc/server/protocol.js';
 import { buildPipelines, builtinStages, stageCheck, type Pipelines } from '../extproc/stages/registry.js';
 import { createLogger } from '../extproc/telemetry/logger.js';
 import { makeDriverContext, VARIANTS } from './envoy-driver.js';
@@ -47,7 +46,7 @@ class FakeCall extends EventEmitter {
   }
   write(answer: unknown): boolean {
     // What grpc-js does with an answer: serialise it.
-    serialize(answer as never);
+    serialize(answer as PbProcessingResponse);
     this.answers++;
     return true;
   }
@@ -59,25 +58,14 @@ class FakeCall extends EventEmitter {
 }
 
 const service = loadExtProcService()['Process']!;
-const serialize = service.responseSerialize as (v: never) => Buffer;
+const serialize = service.responseSerialize as (v: PbProcessingResponse) => Buffer;
 const deserialize = service.requestDeserialize as (b: Buffer) => never;
 
 function depsFor(pipelines: Pipelines): StreamDeps {
-  const log = createLogger('warn');
-  const continueFor = Object.fromEntries(
-    (Object.keys(responseKindFor) as RequestKind[]).map((kind) => [kind, serialize(encodeResponse(kind, new PhaseOutput()) as never)]),
-  ) as Record<RequestKind, Buffer>;
-  const once = new Map<string, Buffer>();
   return {
     pipeline: (role: FilterRole) => pipelines[role],
-    log,
-    continueFor,
-    encodeOnce: (_p, override: PbProcessingMode) => {
-      const key = JSON.stringify(override);
-      let b = once.get(key);
-      if (!b) once.set(key, (b = serialize(encodeResponse('request_headers', new PhaseOutput(), override) as never)));
-      return b;
-    },
+    log: createLogger('warn'),
+    ...constantAnswers(serialize),
     maxInspectBytes: 8 * 1024 * 1024,
     links: new ExchangeLinks(2000),
     onClosed: () => {},

@@ -41,15 +41,15 @@ export interface ExtProcServer {
 
 const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
 
-/** Starts the server; `pipeline(role)` is read at each stream's start, so reloads never touch streams in flight. */
-export async function startExtProcServer(options: GrpcServerOptions, pipeline: (role: FilterRole) => Pipeline, log: Logger): Promise<ExtProcServer> {
-  const service = loadExtProcService();
-  const serialize = service['Process']!.responseSerialize;
+/**
+ * The answers that never change, encoded once: a plain CONTINUE per message kind, and the
+ * request-headers answer of each pipeline and mode override (pass-through answers differ only
+ * by those).
+ */
+export function constantAnswers(serialize: (response: PbProcessingResponse) => Buffer): Pick<StreamDeps, 'continueFor' | 'encodeOnce'> {
   const continueFor = Object.fromEntries(
     (Object.keys(responseKindFor) as RequestKind[]).map((kind) => [kind, serialize(encodeResponse(kind, new PhaseOutput()))]),
   ) as Record<RequestKind, Buffer>;
-
-  // Pass-through answers to request headers differ only by pipeline and mode override.
   const encoded = new WeakMap<Pipeline, Map<string, Buffer>>();
   const encodeOnce = (p: Pipeline, override: PbProcessingMode): Buffer => {
     let byOverride = encoded.get(p);
@@ -59,6 +59,13 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
     if (!bytes) byOverride.set(key, (bytes = serialize(encodeResponse('request_headers', new PhaseOutput(), override))));
     return bytes;
   };
+  return { continueFor, encodeOnce };
+}
+
+/** Starts the server; `pipeline(role)` is read at each stream's start, so reloads never touch streams in flight. */
+export async function startExtProcServer(options: GrpcServerOptions, pipeline: (role: FilterRole) => Pipeline, log: Logger): Promise<ExtProcServer> {
+  const service = loadExtProcService();
+  const { continueFor, encodeOnce } = constantAnswers(service['Process']!.responseSerialize);
 
   const server = new Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
