@@ -39,7 +39,7 @@ const EMPTY = Buffer.alloc(0);
 
 /** A cursor over protobuf bytes (one, reused: decoding is synchronous). */
 class Reader {
-  buf: Buffer = Buffer.alloc(0);
+  buf: Buffer = EMPTY;
   pos = 0;
   end = 0;
 
@@ -86,6 +86,11 @@ class Reader {
     const end = this.pos + len;
     if (end > this.end) throw new WireError('length-delimited field runs past the end');
     return end;
+  }
+
+  /** Checks that a nested message ended where its length said (a field inside ran past it: malformed). */
+  leave(end: number): void {
+    if (this.pos !== end) throw new WireError('nested message overruns its length');
   }
 
   string(): string {
@@ -215,7 +220,7 @@ function headerMap(r: Reader, end: number): PackedHeaders {
         r.pos = rawEnd;
       } else r.skip(t & 7);
     }
-    if (r.pos !== hEnd) throw new WireError('header entry overruns its length');
+    r.leave(hEnd);
     names.push(name);
     if (rawEnd > rawStart) ranges.push(rawStart - base, rawEnd - base);
     else if (textEnd > textStart) ranges.push(textStart - base, textEnd - base);
@@ -236,7 +241,7 @@ function httpHeaders(r: Reader, end: number): PbHttpHeaders {
     if (tag === 0x0a) {
       const mEnd = r.delimited();
       out.packed = headerMap(r, mEnd);
-      if (r.pos !== mEnd) throw new WireError('header map overruns its length');
+      r.leave(mEnd);
     } else if (tag === 0x18) out.end_of_stream = r.uint32() !== 0;
     else r.skip(tag & 7);
   }
@@ -273,6 +278,7 @@ function struct(r: Reader, end: number): PbStruct {
       else if (t === 0x12) value = protoValue(r, r.delimited());
       else r.skip(t & 7);
     }
+    r.leave(eEnd);
     fields[key] = value;
   }
   return { fields };
@@ -297,9 +303,12 @@ function protoValue(r: Reader, end: number): PbValue {
       case 0x20:
         v = { kind: 'boolValue', boolValue: r.uint32() !== 0 };
         break;
-      case 0x2a:
-        v = { kind: 'structValue', structValue: struct(r, r.delimited()) };
+      case 0x2a: {
+        const sEnd = r.delimited();
+        v = { kind: 'structValue', structValue: struct(r, sEnd) };
+        r.leave(sEnd);
         break;
+      }
       case 0x32: {
         const lEnd = r.delimited();
         const values: PbValue[] = [];
@@ -308,6 +317,7 @@ function protoValue(r: Reader, end: number): PbValue {
           if (t === 0x0a) values.push(protoValue(r, r.delimited()));
           else r.skip(t & 7);
         }
+        r.leave(lEnd);
         v = { kind: 'listValue', listValue: { values } };
         break;
       }
@@ -315,11 +325,11 @@ function protoValue(r: Reader, end: number): PbValue {
         r.skip(tag & 7);
     }
   }
-  if (r.pos !== end) throw new WireError('value overruns its length');
+  r.leave(end);
   return v;
 }
 
-/** map<string, google.protobuf.Struct>: entries {key = 1, value = 2}. */
+/** map<string, google.protobuf.Struct>: an entry {key = 1, value = 2} ending at `end`. */
 function structMapEntry(r: Reader, end: number, into: Record<string, PbStruct>): void {
   let key = '';
   let value: PbStruct = {};
@@ -329,15 +339,16 @@ function structMapEntry(r: Reader, end: number, into: Record<string, PbStruct>):
     else if (t === 0x12) {
       const sEnd = r.delimited();
       value = struct(r, sEnd);
-      if (r.pos !== sEnd) throw new WireError('struct overruns its length');
+      r.leave(sEnd);
     } else r.skip(t & 7);
   }
+  r.leave(end);
   into[key] = value;
 }
 
-/** Decodes one ProcessingRequest (external_processor.proto). Throws on malformed bytes. */
 const reader = new Reader();
 
+/** Decodes one ProcessingRequest (external_processor.proto). Throws on malformed bytes. */
 export function decodeProcessingRequest(buf: Buffer): PbProcessingRequest {
   try {
     return decodeWith(reader.reset(buf));
@@ -361,7 +372,7 @@ function decodeWith(r: Reader): PbProcessingRequest {
       msg.request = kind;
       if (field === 4 || field === 5) msg[kind as 'request_body'] = httpBody(r, end);
       else msg[kind as 'request_headers'] = httpHeaders(r, end);
-      if (r.pos !== end) throw new WireError(`${kind} overruns its length`);
+      r.leave(end);
     } else if (tag === 0x42) {
       // metadata_context: Metadata {filter_metadata = 1 (map<string, Struct>)}.
       const end = r.delimited();
@@ -371,6 +382,7 @@ function decodeWith(r: Reader): PbProcessingRequest {
         if (t === 0x0a) structMapEntry(r, r.delimited(), filter_metadata);
         else r.skip(t & 7);
       }
+      r.leave(end);
       msg.metadata_context = { filter_metadata };
     } else if (tag === 0x4a) {
       structMapEntry(r, r.delimited(), (msg.attributes ??= {}));
@@ -386,17 +398,18 @@ function decodeWith(r: Reader): PbProcessingRequest {
         else if (t === 0x18) pc.send_body_without_waiting_for_header_response = r.uint32() !== 0;
         else r.skip(t & 7);
       }
+      r.leave(end);
       msg.protocol_config = pc;
     } else {
       if (field === 0) throw new WireError('field number 0');
       r.skip(wireType);
     }
   }
-  if (r.pos !== r.end) throw new WireError('message overruns its length');
+  r.leave(r.end);
   return msg;
 }
 
-/** An enum value proto-loader would give as its name; an unknown number stays a number (as protobufjs does). */
+/** An enum value by its name, as proto-loader gives enums; an unknown number as its digits. */
 function bodySendMode(n: number): string {
   return BODY_SEND_MODES[n] ?? String(n);
 }

@@ -170,5 +170,10 @@ describe('server/wireDecode: ProcessingRequest from bytes', () => {
     expect(() => decodeProcessingRequest(Buffer.from([0x2a, 0x05, 0x0a, 0x10, 0x41]))).toThrow(); // body longer than its message
     expect(() => decodeProcessingRequest(Buffer.from([0x0e, 0x00]))).toThrow(); // wire type 6
     expect(() => decodeProcessingRequest(Buffer.from([0x12, 0x02, 0xff, 0xff]))).toThrow(); // varint past the end
+    // A nested message whose last field runs past the length it declared: protocol_config of one
+    // byte holding a two-byte field, and an attribute whose struct says 2 bytes but holds 7.
+    expect(() => decodeProcessingRequest(Buffer.from([0x5a, 0x01, 0x08, 0x01]))).toThrow();
+    const entry = [0x0a, 0x01, 0x6b, 0x12, 0x02, 0x0a, 0x05, 0x61, 0x62, 0x63, 0x64, 0x65];
+    expect(() => decodeProcessingRequest(Buffer.from([0x4a, entry.length, ...entry]))).toThrow();
   });
 });
