@@ -107,9 +107,9 @@ function sizeString(s: unknown, z: Sizes): number {
   return delimitedSize(z.push(utf8Length(s)));
 }
 
-function sizeBytes(b: unknown, z: Sizes): number {
+/** Bytes fields take Buffers only: protobufjs reads a string there as base64, not as text. */
+function sizeBytes(b: unknown): number {
   if (Buffer.isBuffer(b)) return delimitedSize(b.length);
-  if (typeof b === 'string') return delimitedSize(z.push(utf8Length(b)));
   return unsupported('bytes field');
 }
 
@@ -139,7 +139,7 @@ function sizeHeaderValue(o: Obj, z: Sizes): number {
   let n = 0;
   if (o['key'] !== undefined) n += sizeString(o['key'], z);
   if (o['value'] !== undefined) n += sizeString(o['value'], z);
-  if (o['raw_value'] !== undefined) n += sizeBytes(o['raw_value'], z);
+  if (o['raw_value'] !== undefined) n += sizeBytes(o['raw_value']);
   return n;
 }
 
@@ -167,7 +167,7 @@ function sizeHeaderMutation(o: Obj, z: Sizes): number {
 function sizeBodyMutation(o: Obj, z: Sizes): number {
   only(o, BODY_MUTATION, 'BodyMutation');
   let n = 0;
-  if (o['body'] !== undefined) n += sizeBytes(o['body'], z);
+  if (o['body'] !== undefined) n += sizeBytes(o['body']);
   if (o['clear_body'] !== undefined) n += 2;
   return n;
 }
@@ -206,7 +206,7 @@ function sizeImmediate(o: Obj, z: Sizes): number {
   let n = 0;
   if (o['status'] !== undefined) n += sizeNested(o['status'], z, sizeHttpStatus);
   if (o['headers'] !== undefined) n += sizeNested(o['headers'], z, sizeHeaderMutation);
-  if (o['body'] !== undefined) n += sizeBytes(o['body'], z);
+  if (o['body'] !== undefined) n += sizeBytes(o['body']);
   if (o['details'] !== undefined) n += sizeString(o['details'], z);
   return n;
 }
@@ -313,8 +313,7 @@ class Out {
       this.pos = pos;
     } else this.pos += this.buf.write(s, this.pos, len, 'utf8');
   }
-  bytes(tag: number, b: Buffer | string, z: Sizes): void {
-    if (typeof b === 'string') return this.string(tag, b, z);
+  bytes(tag: number, b: Buffer): void {
     this.byte(tag);
     this.varint(b.length);
     if (b.length <= SHORT) {
@@ -334,7 +333,7 @@ class Out {
 function writeHeaderValue(o: Obj, w: Out, z: Sizes): void {
   if (o['key'] !== undefined) w.string(0x0a, o['key'] as string, z);
   if (o['value'] !== undefined) w.string(0x12, o['value'] as string, z);
-  if (o['raw_value'] !== undefined) w.bytes(0x1a, o['raw_value'] as Buffer | string, z);
+  if (o['raw_value'] !== undefined) w.bytes(0x1a, o['raw_value'] as Buffer);
 }
 
 function writeHeaderMutation(o: Obj, w: Out, z: Sizes): void {
@@ -359,7 +358,7 @@ function writeCommonResponse(o: Obj, w: Out, z: Sizes): void {
   const m = o['body_mutation'] as Obj | undefined;
   if (m !== undefined) {
     w.nested(0x1a, z);
-    if (m['body'] !== undefined) w.bytes(0x0a, m['body'] as Buffer | string, z);
+    if (m['body'] !== undefined) w.bytes(0x0a, m['body'] as Buffer);
     if (m['clear_body'] !== undefined) {
       w.byte(0x10);
       w.byte(m['clear_body'] ? 1 : 0);
@@ -408,24 +407,23 @@ function writeValue(o: Obj, w: Out, z: Sizes): void {
   }
 }
 
+/** Pass 2 of `sizeWrapper`. */
+function writeWrapper(o: Obj, key: string, inner: (o: Obj, w: Out, z: Sizes) => void, w: Out, z: Sizes): void {
+  if (o[key] === undefined) return;
+  w.nested(0x0a, z);
+  inner(o[key] as Obj, w, z);
+}
+
 function writeMember(key: string, v: Obj, w: Out, z: Sizes): void {
   switch (key) {
     case 'request_headers':
     case 'response_headers':
     case 'request_body':
     case 'response_body':
-      if (v['response'] !== undefined) {
-        w.nested(0x0a, z);
-        writeCommonResponse(v['response'] as Obj, w, z);
-      }
-      return;
+      return writeWrapper(v, 'response', writeCommonResponse, w, z);
     case 'request_trailers':
     case 'response_trailers':
-      if (v['header_mutation'] !== undefined) {
-        w.nested(0x0a, z);
-        writeHeaderMutation(v['header_mutation'] as Obj, w, z);
-      }
-      return;
+      return writeWrapper(v, 'header_mutation', writeHeaderMutation, w, z);
     case 'immediate_response': {
       const status = v['status'] as Obj | undefined;
       if (status !== undefined) {
@@ -439,7 +437,7 @@ function writeMember(key: string, v: Obj, w: Out, z: Sizes): void {
         w.nested(0x12, z);
         writeHeaderMutation(v['headers'] as Obj, w, z);
       }
-      if (v['body'] !== undefined) w.bytes(0x1a, v['body'] as Buffer | string, z);
+      if (v['body'] !== undefined) w.bytes(0x1a, v['body'] as Buffer);
       if (v['details'] !== undefined) w.string(0x2a, v['details'] as string, z);
       return;
     }

@@ -66,8 +66,8 @@ describe('server/wireEncode: ProcessingResponse to bytes', () => {
     }
   });
 
-  it('refuses fields it does not know, so protobufjs encodes them', () => {
-    for (const m of [{ request_drain: true }, { request_headers: { response: { trailers: { headers: [] } } } }, { immediate_response: { grpc_status: { status: 3 } } }, { mode_override: { request_body_mode: 'SOMETHING' } }]) {
+  it('refuses fields it does not know, and a bytes field given as a string (base64 to protobufjs), so protobufjs encodes them', () => {
+    for (const m of [{ request_drain: true }, { request_headers: { response: { header_mutation: { set_headers: [{ header: { key: 'x', raw_value: 'text' } }] } } } }, { request_headers: { response: { trailers: { headers: [] } } } }, { immediate_response: { grpc_status: { status: 3 } } }, { mode_override: { request_body_mode: 'SOMETHING' } }]) {
       expect(() => encodeProcessingResponse(m)).toThrow(UnsupportedField);
     }
   });
