@@ -73,16 +73,10 @@ export function readTextOnly(e: SseEvent, dialect: Dialect): string | null | und
   return literalThenBrace(data, delta + OPENAI_PLAIN.length - 1);
 }
 
-/**
- * The JSON string literal opening at `open` when the delta closes right after it, else null.
- * A quote inside a JSON string is escaped, so the literal ends at the first unescaped quote; a
- * literal without escapes is its own text (a slice), one with escapes is read by `JSON.parse`
- * (either way a string of its own: the event's data can then be dropped).
- */
+/** The text of the JSON string literal opening at `open` when the delta closes right after it, else null. */
 function literalThenBrace(data: string, open: number): string | null {
-  const close = literalEnd(data, open);
-  if (close === -1 || data.charCodeAt(close + 1) !== 0x7d /* } */) return null; // the delta holds more than its text
-  return literalText(data, open, close);
+  const close = deltaLiteralEnd(data, open);
+  return close === -1 ? null : literalText(data, open, close);
 }
 
 /**
@@ -100,8 +94,8 @@ export class PlainDeltaShape {
   learn(data: string): void {
     const at = data.indexOf(OPENAI_DELTA_CONTENT);
     if (at === -1) return;
-    const close = literalEnd(data, at + OPENAI_DELTA_CONTENT.length - 1);
-    if (close === -1 || data.charCodeAt(close + 1) !== 0x7d /* } */) return;
+    const close = deltaLiteralEnd(data, at + OPENAI_DELTA_CONTENT.length - 1);
+    if (close === -1) return;
     // Copies, not views: the event may be large and the shape lives as long as the answer.
     this.prefix = ownCopy(data.slice(0, at));
     this.suffix = ownCopy(data.slice(close + 2));
@@ -113,27 +107,31 @@ export class PlainDeltaShape {
     // Equality of slices: V8 compares flat strings with memcmp; startsWith walks them char by char.
     if (prefix === undefined || data.slice(0, prefix.length) !== prefix || !data.startsWith(OPENAI_DELTA_CONTENT, prefix.length)) return undefined;
     const open = prefix.length + OPENAI_DELTA_CONTENT.length - 1;
-    const close = literalEnd(data, open);
-    if (close === -1 || data.charCodeAt(close + 1) !== 0x7d /* } */) return undefined;
+    const close = deltaLiteralEnd(data, open);
+    if (close === -1) return undefined;
     const suffix = this.suffix!;
     if (data.length - close - 2 !== suffix.length || data.slice(close + 2) !== suffix) return undefined;
     return literalText(data, open, close) ?? undefined;
   }
 }
 
-const OPENAI_DELTA_CONTENT = '"delta":{"content":"';
+const OPENAI_DELTA_CONTENT = `"delta"${OPENAI_PLAIN}`;
 
 /** `s` as a string of its own (once per answer: the cost does not matter). */
 function ownCopy(s: string): string {
   return s.length < SLICE_IS_VIEW ? s : (JSON.parse(JSON.stringify(s)) as string);
 }
 
-/** Index of the quote closing the JSON string literal that opens at `open`, or -1. */
-function literalEnd(data: string, open: number): number {
+/**
+ * Index of the quote closing the JSON string literal that opens at `open`, when the delta object
+ * closes right after it (it holds nothing but that text), else -1. A quote inside a JSON string
+ * is escaped, so the literal ends at the first unescaped quote.
+ */
+function deltaLiteralEnd(data: string, open: number): number {
   let i = open + 1;
   for (;;) {
     const c = data.charCodeAt(i);
-    if (c === 0x22 /* " */) return i;
+    if (c === 0x22 /* " */) return data.charCodeAt(i + 1) === 0x7d /* } */ ? i : -1;
     if (Number.isNaN(c)) return -1;
     i += c === 0x5c /* \ */ ? 2 : 1;
   }
