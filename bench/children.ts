@@ -50,9 +50,6 @@ export async function startServerChild(
     // One directory per server: Node writes one profile per thread (main + tsx's loader worker).
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${path.join(opts.profileDir, label)}`);
   }
-  // BENCH_HEAP_PROF_DIR: a sampling heap profile (allocations by stack) of each server child.
-  const heapDir = process.env['BENCH_HEAP_PROF_DIR'];
-  if (heapDir) nodeArgs.push('--heap-prof', `--heap-prof-dir=${path.join(heapDir, label)}`, '--heap-prof-interval=16384');
   // BENCH_NODE_ARGS: node command-line flags for the server children (e.g. heap sizing flags,
   // which V8 reads only at start-up and NODE_OPTIONS does not allow); BENCH_OURS_NODE_ARGS for
   // the gateway's child only.

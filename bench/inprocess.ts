@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     }
     if (results['full'] !== undefined && results['pass'] !== undefined) console.log(`stages cost ${(results['full'] - results['pass']).toFixed(0)} µs/req (median full − median pass-through)`);
   } finally {
-    await services.closeAll?.();
+    await services.closeAll();
     rmSync(dir, { recursive: true, force: true });
   }
   process.exit(0);
