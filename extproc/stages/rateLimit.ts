@@ -149,7 +149,6 @@ export function refusalMessage(hit: LimitHit): string {
   return `Rate limit reached: ${what} (limits[${hit.rule}]).`;
 }
 
-/** The client's dialect: what the response bytes this stage reads are in (translation happens before). */
 function hasBudgets(options: RateLimitOptions): boolean {
   return options.limits.some((l) => l.usdPerDay !== undefined || l.usdPerMonth !== undefined);
 }
