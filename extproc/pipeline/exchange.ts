@@ -179,6 +179,11 @@ const CLOSE_REASONS = new Map<string, Error>();
 const JSON_TYPE = /^application\/(?:[\w.+-]*\+)?json\s*(?:;|$)/i;
 const NO_EVENTS: readonly SseEvent[] = Object.freeze([]);
 
+/** What asks Envoy for more time on the message being answered (the stream that carries it). */
+export interface TimeExtender {
+  extendTimeout(ms: number): boolean;
+}
+
 type ParsedJson = { value: unknown } | { error: GatewayError };
 
 /** Events parsed for one chunk (memo), and their edited form when a stage rewrote them. */
@@ -222,8 +227,8 @@ export class StreamExchange implements Exchange {
   /** Set by the pipeline when the main stream's first response body chunk runs. */
   responseBodyStarted = false;
 
-  /** Set by the protocol adapter while a message is being answered; see `requestMoreTime`. */
-  moreTimeHandler: ((ms: number) => boolean) | undefined;
+  /** The protocol adapter's stream, which asks Envoy for more time; see `requestMoreTime`. */
+  timeExtender: TimeExtender | undefined;
   /** The gateway answered with an immediate response (and its status). */
   answeredImmediately = false;
   immediateStatus: number | undefined;
@@ -325,7 +330,7 @@ export class StreamExchange implements Exchange {
   }
 
   requestMoreTime(ms: number): boolean {
-    return this.moreTimeHandler?.(ms) ?? false;
+    return this.timeExtender?.extendTimeout(ms) ?? false;
   }
 
   wantResponseBody(): void {
