@@ -82,6 +82,12 @@ export class HeaderView {
     return out;
   }
 
+  /** Every value of `name` joined by commas (how HTTP folds repeated headers), or undefined. */
+  joined(name: string): string | undefined {
+    const values = this.getAll(name);
+    return values.length > 0 ? values.join(',') : undefined;
+  }
+
   has(name: string): boolean {
     return this.keys.includes(name);
   }

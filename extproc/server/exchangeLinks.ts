@@ -53,24 +53,32 @@ export class ExchangeLinks {
   /**
    * Makes a router exchange visible to attempt streams of the same request on this replica
    * (envoyproxy/ai-gateway joins its per-attempt processors to the router's the same way).
-   * Returns the function that withdraws it when the router stream ends.
+   * False when another exchange already uses the request id (a reused id is never cross-linked);
+   * otherwise the stream calls `withdrawRouter` when it ends.
    */
-  publishRouter(x: StreamExchange): () => void {
+  publishRouter(x: StreamExchange): boolean {
     const id = x.requestId;
-    if (this.routers.has(id)) return () => undefined; // a reused request id: never cross-link
+    if (this.routers.has(id)) return false;
     this.routers.set(id, x);
-    // Envoy may close the router stream as soon as it expects nothing more from it (close
-    // optimisation), before the first attempt stream opens: the view lingers like an observer link.
-    // Once the router stream has seen the response's headers, every attempt has begun (Envoy
-    // opens an attempt's stream before that attempt reaches its upstream), so nothing is left
-    // to wait for: withdrawn at once, the exchange is not kept alive for the linger.
-    const withdraw = (): void => {
-      if (this.routers.get(id) === x) this.routers.delete(id);
-    };
-    return () => {
-      if (this.lingerMs === 0 || x.responseHeaders !== undefined) withdraw();
-      else setTimeout(withdraw, this.lingerMs).unref();
-    };
+    return true;
+  }
+
+  /**
+   * Withdraws a published router exchange. Envoy may close the router stream as soon as it
+   * expects nothing more from it (close optimisation), before the first attempt stream opens:
+   * the view then lingers like an observer link. Once the router stream has seen the response's
+   * headers, every attempt has begun (Envoy opens an attempt's stream before that attempt
+   * reaches its upstream), so nothing is left to wait for: withdrawn at once, the exchange is not
+   * kept alive for the linger.
+   */
+  withdrawRouter(x: StreamExchange): void {
+    if (this.lingerMs === 0 || x.responseHeaders !== undefined) this.dropRouter(x);
+    else setTimeout(dropRouterLater, this.lingerMs, this, x).unref();
+  }
+
+  /** Forgets a published router exchange (unless the id now belongs to another). */
+  dropRouter(x: StreamExchange): void {
+    if (this.routers.get(x.requestId) === x) this.routers.delete(x.requestId);
   }
 
   /** A read-only view of the router exchange of `requestId`, if it is in flight here. */
@@ -116,4 +124,9 @@ export class ExchangeLinks {
     if (this.byId.get(requestId) === link) this.byId.delete(requestId);
     link.onLast();
   }
+}
+
+/** The linger timer's callback: a module function, not a closure per stream (see server/processStream). */
+function dropRouterLater(links: ExchangeLinks, x: StreamExchange): void {
+  links.dropRouter(x);
 }

@@ -76,7 +76,13 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
   const streams = new Set<ProcessStream>();
   const links = new ExchangeLinks(options.observerLingerMs);
   // Finish hooks still running (usage records, limit settlements): shutdown waits for them.
-  const finishing = new Set<Promise<void>>();
+  // Counted, with one settle callback for all (no closure per stream: see processStream's
+  // HOT_PATH_FUNCTIONS).
+  let finishing = 0;
+  let allFinished: (() => void) | undefined;
+  const finished = (): void => {
+    if (--finishing === 0) allFinished?.();
+  };
   // Shared by every stream (one object, not one per stream).
   const deps: StreamDeps = {
     pipeline,
@@ -87,8 +93,8 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
     links,
     onClosed: (s) => streams.delete(s),
     trackFinish: (work) => {
-      finishing.add(work);
-      void work.finally(() => finishing.delete(work));
+      finishing++;
+      work.then(finished, finished);
     },
   };
   const health = new HealthService([EXT_PROC_SERVICE]);
@@ -110,7 +116,7 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
       return streams.size;
     },
     get pendingFinishes() {
-      return finishing.size;
+      return finishing;
     },
     async shutdown(graceMs: number) {
       const deadlineAt = Date.now() + graceMs;
@@ -129,13 +135,14 @@ export async function startExtProcServer(options: GrpcServerOptions, pipeline: (
       links.flush();
       // Usage records and limit settlements must survive a rolling update: wait for finish hooks
       // within what is left of the grace period (at least a second, for hooks of cancelled streams).
-      if (finishing.size > 0) {
+      if (finishing > 0) {
         const left = Math.max(1000, deadlineAt - Date.now());
         let finishTimer: NodeJS.Timeout | undefined;
         const finishDeadline = new Promise<'deadline'>((resolve) => (finishTimer = setTimeout(() => resolve('deadline'), left)));
-        const finished = await Promise.race([Promise.allSettled([...finishing]).then(() => 'done' as const), finishDeadline]);
+        const done = new Promise<'done'>((resolve) => (allFinished = () => resolve('done')));
+        const outcome = await Promise.race([done, finishDeadline]);
         clearTimeout(finishTimer);
-        if (finished === 'deadline') log.error('shutdown: finish hooks still running at the deadline', { pending: finishing.size });
+        if (outcome === 'deadline') log.error('shutdown: finish hooks still running at the deadline', { pending: finishing });
       }
     },
   };

@@ -26,6 +26,17 @@ export class MainHandler implements StreamHandler {
   private seen = 0;
   private first = true;
   private warnedOrder = false;
+  /** The request-headers answer's mode override, decided before the stages ran. */
+  private headersOverride: PbProcessingMode | undefined;
+  /** The request body came STREAMED (in chunks): its answer may change nothing. */
+  private bodyStreamed = false;
+  /** The response ended with its headers (no body): no body mode to ask for. */
+  private responseEnded = false;
+  private responseModeDecided = false;
+  private responseMode: PbProcessingMode | undefined;
+  /** The kind of the message whose stages are still running (answered when they are done). */
+  private pendingKind: RequestKind = 'request_headers';
+  private encodePending: ((o: PhaseOutput) => Answer) | undefined;
 
   constructor(private readonly s: ProcessStream) {
     this.pipeline = s.pipeline;
@@ -71,29 +82,69 @@ export class MainHandler implements StreamHandler {
   }
 
   /**
-   * Encodes the stages' decision. `override` may be a function: the response-headers override
-   * depends on whether a handler of that phase called `x.wantResponseBody()`, so it is computed
-   * after the stages ran.
+   * Encodes the stages' decision for `kind`. Which mode override and which last adjustments an
+   * answer gets are read from the handler's state (`modeOverride`, `adjust`), not passed as
+   * closures: a function made per message is optimised again after every full GC (see
+   * server/processStream).
    */
-  private finishAnswer(
-    kind: RequestKind,
-    out: PhaseOutput | Promise<PhaseOutput>,
-    override?: PbProcessingMode | (() => PbProcessingMode | undefined),
-    adjust?: (o: PhaseOutput, override: PbProcessingMode | undefined) => void,
-  ): Answer | Promise<Answer> {
-    // No closure on the synchronous path: it runs for every streamed chunk.
-    return out instanceof Promise ? out.then((o) => this.encodeAnswer(kind, o, override, adjust)) : this.encodeAnswer(kind, out, override, adjust);
+  private finishAnswer(kind: RequestKind, out: PhaseOutput | Promise<PhaseOutput>): Answer | Promise<Answer> {
+    if (!(out instanceof Promise)) return this.encodeAnswer(kind, out);
+    // Messages are answered one at a time (ProcessStream), so one pending kind is enough.
+    this.pendingKind = kind;
+    return out.then((this.encodePending ??= this.encodePendingAnswer.bind(this)));
   }
 
-  private encodeAnswer(
-    kind: RequestKind,
-    o: PhaseOutput,
-    override: PbProcessingMode | (() => PbProcessingMode | undefined) | undefined,
-    adjust: ((o: PhaseOutput, override: PbProcessingMode | undefined) => void) | undefined,
-  ): Answer {
+  private encodePendingAnswer(o: PhaseOutput): Answer {
+    return this.encodeAnswer(this.pendingKind, o);
+  }
+
+  /**
+   * The mode override of a `kind` answer. Request headers: decided before the stages ran. Response
+   * headers: after them, since a handler of that phase may have called `x.wantResponseBody()`.
+   */
+  private modeOverride(kind: RequestKind): PbProcessingMode | undefined {
+    if (kind === 'request_headers') return this.headersOverride;
+    if (kind !== 'response_headers') return undefined;
+    // Decided once: deciding records the new mode in `modes`.
+    if (!this.responseModeDecided) {
+      this.responseModeDecided = true;
+      this.responseMode = this.responseEnded ? undefined : responseHeadersOverride(this.pipeline.needs, this.s.x, this.modes, this.s.role);
+    }
+    return this.responseMode;
+  }
+
+  /** Last changes to a `kind` answer that is not an immediate response. */
+  private adjust(kind: RequestKind, o: PhaseOutput, mode: PbProcessingMode | undefined): void {
+    switch (kind) {
+      case 'request_headers':
+        // A body replaced in a headers answer is sent as CONTINUE_AND_REPLACE, after which Envoy
+        // drops content-length (facts §2.11); envoy.yaml's upstream header_mutation filter restores
+        // it from this metadata key (the pattern of envoyproxy/ai-gateway).
+        if (o.body) o.setMetadata('ai_gateway', 'content_length', String(o.body.length));
+        return;
+      case 'request_body':
+        if (this.bodyStreamed && (o.body !== undefined || o.setHeaders.size > 0 || o.removeHeaders.size > 0)) {
+          // Envoy ignores header mutations on STREAMED body answers, and a replacement of the last
+          // chunk would corrupt a body whose start already went upstream.
+          this.s.x.log.warn('request body arrived STREAMED; mutations dropped (set request_body_mode BUFFERED or allow_mode_override)');
+          o.body = undefined;
+          o.clearHeaderMutations();
+        }
+        return;
+      case 'response_headers':
+        // Envoy strips content-length for STREAMED only when the mode is set before it sees the
+        // headers; after an override to STREAMED we must remove it ourselves (facts §2.5).
+        if (mode?.response_body_mode === 'STREAMED' && this.s.x.responseHeaders?.has('content-length')) o.removeHeader('content-length');
+        return;
+      default:
+        return;
+    }
+  }
+
+  private encodeAnswer(kind: RequestKind, o: PhaseOutput): Answer {
     const x = this.s.x;
-    const mode = typeof override === 'function' ? (o.reply ? undefined : override()) : override;
-    if (!o.reply) adjust?.(o, mode);
+    const mode = o.reply ? undefined : this.modeOverride(kind);
+    if (!o.reply) this.adjust(kind, o, mode);
     if (x.logs('debug')) x.log.debug('decided', { kind, ...describeDecision(o, mode) });
     if (o.reply) {
       x.answeredImmediately = true;
@@ -113,7 +164,7 @@ export class MainHandler implements StreamHandler {
     if (s.role === 'router') {
       if (this.pipeline.hasObservers) s.release = s.deps.links.register(x, () => s.finish());
       // Attempt stages on this replica may read this exchange (RouterView); cost only when some exist.
-      if (s.deps.pipeline('attempt').stages.length > 0) s.unpublish = s.deps.links.publishRouter(x);
+      if (s.deps.pipeline('attempt').stages.length > 0) s.published = s.deps.links.publishRouter(x);
     } else {
       x.router = s.deps.links.routerView(x.requestId);
     }
@@ -125,12 +176,8 @@ export class MainHandler implements StreamHandler {
       if (x.logs('debug')) x.log.debug('decided', { kind: 'request_headers', ...describeDecision(undefined, override) });
       return s.deps.encodeOnce(this.pipeline, override);
     }
-    return this.finishAnswer('request_headers', this.pipeline.run('requestHeaders', x), override, (o) => {
-      // A body replaced in a headers answer is sent as CONTINUE_AND_REPLACE, after which Envoy
-      // drops content-length (facts §2.11); envoy.yaml's upstream header_mutation filter restores
-      // it from this metadata key (the pattern of envoyproxy/ai-gateway).
-      if (o.body) o.setMetadata('ai_gateway', 'content_length', String(o.body.length));
-    });
+    this.headersOverride = override;
+    return this.finishAnswer('request_headers', this.pipeline.run('requestHeaders', x));
   }
 
   private onRequestBody(msg: PbHttpBody | undefined): Answer | Promise<Answer> {
@@ -149,20 +196,11 @@ export class MainHandler implements StreamHandler {
       return s.deps.continueFor.request_body;
     }
     this.seen |= REQUEST_BODY_DONE;
-    const streamed = this.requestChunks !== undefined;
+    this.bodyStreamed = this.requestChunks !== undefined;
     const body = this.requestChunks ? Buffer.concat([...this.requestChunks, bytes]) : bytes;
     this.requestChunks = undefined;
     s.x.requestBody = body;
-    const out = this.pipeline.run('requestBody', s.x, { bytes: body, endOfStream: true });
-    return this.finishAnswer('request_body', out, undefined, (o) => {
-      if (streamed && (o.body !== undefined || o.setHeaders.size > 0 || o.removeHeaders.size > 0)) {
-        // Envoy ignores header mutations on STREAMED body answers, and a replacement of the last
-        // chunk would corrupt a body whose start already went upstream.
-        s.x.log.warn('request body arrived STREAMED; mutations dropped (set request_body_mode BUFFERED or allow_mode_override)');
-        o.body = undefined;
-        o.clearHeaderMutations();
-      }
-    });
+    return this.finishAnswer('request_body', this.pipeline.run('requestBody', s.x, { bytes: body, endOfStream: true }));
   }
 
   private onResponseHeaders(h: PbHttpHeaders | undefined): Answer | Promise<Answer> {
@@ -170,25 +208,16 @@ export class MainHandler implements StreamHandler {
     this.seen |= RESPONSE_HEADERS;
     const s = this.s;
     const x = s.x;
-    const headers: HeaderView = headersOf(h);
-    x.responseHeaders = headers;
-    if (h?.end_of_stream) x.responseComplete = true;
-    const override = (): PbProcessingMode | undefined => (h?.end_of_stream ? undefined : responseHeadersOverride(this.pipeline.needs, x, this.modes, s.role));
-    if (!this.pipeline.has('responseHeaders')) {
-      const mode = override();
-      if (!mode) return s.deps.continueFor.response_headers;
-      return this.finishAnswer('response_headers', new PhaseOutput(), mode, (o) => this.dropStreamedLength(o, mode, headers));
+    x.responseHeaders = headersOf(h);
+    if (h?.end_of_stream) {
+      x.responseComplete = true;
+      this.responseEnded = true;
     }
-    const out = this.pipeline.run('responseHeaders', x);
-    return this.finishAnswer('response_headers', out, override, (o, mode) => this.dropStreamedLength(o, mode, headers));
-  }
-
-  /**
-   * Envoy strips content-length for STREAMED only when the mode is set before it sees the
-   * headers; after an override to STREAMED we must remove it ourselves (facts §2.5).
-   */
-  private dropStreamedLength(o: PhaseOutput, mode: PbProcessingMode | undefined, headers: HeaderView): void {
-    if (mode?.response_body_mode === 'STREAMED' && headers.has('content-length')) o.removeHeader('content-length');
+    if (!this.pipeline.has('responseHeaders')) {
+      if (!this.modeOverride('response_headers')) return s.deps.continueFor.response_headers;
+      return this.finishAnswer('response_headers', new PhaseOutput());
+    }
+    return this.finishAnswer('response_headers', this.pipeline.run('responseHeaders', x));
   }
 
   private onResponseBody(msg: PbHttpBody | undefined): Answer | Promise<Answer> {

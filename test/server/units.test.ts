@@ -143,10 +143,13 @@ describe('exchangeLinks', () => {
   it('router views: published while in flight, withdrawn after the linger, never shared by a reused id', async () => {
     const links = new ExchangeLinks(20);
     const x = exchange();
-    const withdraw = links.publishRouter(x);
+    expect(links.publishRouter(x)).toBe(true);
     expect(links.routerView('r1')?.requestId).toBe('r1');
-    links.publishRouter(exchange())(); // same id: ignored
-    withdraw();
+    const reused = exchange();
+    expect(links.publishRouter(reused)).toBe(false); // same id: ignored
+    links.withdrawRouter(reused); // withdraws nothing of the first
+    expect(links.routerView('r1')).toBeDefined();
+    links.withdrawRouter(x);
     expect(links.routerView('r1')).toBeDefined(); // lingers for attempts that open after Envoy closed the router stream
     await sleep(40);
     expect(links.routerView('r1')).toBeUndefined();
@@ -155,9 +158,9 @@ describe('exchangeLinks', () => {
   it('a router view whose stream saw the response headers is withdrawn at once (every attempt has begun)', () => {
     const links = new ExchangeLinks(60_000);
     const x = exchange();
-    const withdraw = links.publishRouter(x);
+    links.publishRouter(x);
     x.responseHeaders = new HeaderView([{ key: ':status', value: '200' }]);
-    withdraw();
+    links.withdrawRouter(x);
     expect(links.routerView('r1')).toBeUndefined();
   });
 });
