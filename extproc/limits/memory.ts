@@ -52,7 +52,11 @@ export class MemoryLimiter implements Limiter {
     const now = request.now ?? this.clock();
     if (++this.calls % 10_000 === 0) this.sweep(now);
     const plan = planCounters(this.rules, request, request.estimate, now);
-    const used = plan.map((c) => (c.kind === 'c' ? this.liveSlots(c.key, now) : this.get(c.key, now)));
+    const used = new Array<number>(plan.length);
+    for (let i = 0; i < plan.length; i++) {
+      const c = plan[i]!;
+      used[i] = c.kind === 'c' ? this.liveSlots(c.key, now) : this.get(c.key, now);
+    }
     const refused = refusalOf(plan, used, now, this.concurrencyRetryMs);
     if (refused) return refused;
     const id = randomUUID();

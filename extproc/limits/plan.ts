@@ -11,7 +11,7 @@
  */
 import { usdToMicros } from './options.js';
 import type { LimitMetric, LimitScope, RateLimitOptions } from './options.js';
-import type { CounterKind, Decision, LimitHit, LimitKeys, LimitAmounts, RateLimitInfo, Reservation, ReserveRequest } from './types.js';
+import type { CounterKind, Decision, LimitHit, LimitKeys, LimitAmounts, RateLimitInfo, Reservation, ReservedCounter, ReserveRequest } from './types.js';
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
@@ -109,9 +109,13 @@ const SHORT: Record<LimitMetric, string> = {
   usdPerMonth: 'usdm',
 };
 
+/** `v` as a counter amount: a whole non-negative number. */
+function whole(v: number): number {
+  return Number.isFinite(v) && v > 0 ? Math.ceil(v) : 0;
+}
+
 /** What a request adds to a counter of `metric` (whole, non-negative: counters are integers). */
 export function amountFor(metric: LimitMetric, a: LimitAmounts): number {
-  const whole = (v: number): number => (Number.isFinite(v) && v > 0 ? Math.ceil(v) : 0);
   switch (metric) {
     case 'requestsPerMinute':
     case 'concurrentStreams':
@@ -172,15 +176,16 @@ export function planCounters(rules: readonly CompiledRule[], keys: LimitKeys, am
 export function rateLimitInfo(counters: readonly PlannedCounter[], used: readonly number[], admitted: boolean, now: number): RateLimitInfo {
   let requests: { limit: number; remaining: number; resetMs: number } | undefined;
   let tokens: { limit: number; remaining: number; resetMs: number } | undefined;
-  counters.forEach((c, i) => {
+  for (let i = 0; i < counters.length; i++) {
+    const c = counters[i]!;
     const isReq = c.metric === 'requestsPerMinute';
     const isTok = c.metric === 'inputTokensPerMinute' || c.metric === 'outputTokensPerMinute';
-    if (!isReq && !isTok) return;
+    if (!isReq && !isTok) continue;
     const after = (used[i] ?? 0) + (admitted ? c.amount : 0);
     const fig = { limit: c.limit, remaining: Math.max(0, c.limit - after), resetMs: Math.max(0, c.resetAt - now) };
     if (isReq && (!requests || fig.remaining < requests.remaining)) requests = fig;
     if (isTok && (!tokens || fig.remaining < tokens.remaining)) tokens = fig;
-  });
+  }
   const info: { requests?: typeof requests; tokens?: typeof tokens } = {};
   if (requests) info.requests = requests;
   if (tokens) info.tokens = tokens;
@@ -206,11 +211,12 @@ export function retryAfter(c: PlannedCounter, now: number, concurrencyRetryMs: n
 export function refusalOf(plan: readonly PlannedCounter[], used: readonly number[], now: number, concurrencyRetryMs: number): Extract<Decision, { admitted: false }> | undefined {
   let hits: LimitHit[] | undefined;
   let retryAfterMs = 0;
-  plan.forEach((c, i) => {
-    if (!violates(c, used[i]!)) return;
+  for (let i = 0; i < plan.length; i++) {
+    const c = plan[i]!;
+    if (!violates(c, used[i]!)) continue;
     (hits ??= []).push({ rule: c.rule, scope: c.scope, metric: c.metric, limit: c.limit, used: used[i]! });
     retryAfterMs = Math.max(retryAfterMs, retryAfter(c, now, concurrencyRetryMs));
-  });
+  }
   return hits === undefined ? undefined : { admitted: false, retryAfterMs, limit: hits[0]!, hits, info: rateLimitInfo(plan, used, false, now) };
 }
 
@@ -251,6 +257,11 @@ export function budgetCounters(
   return out;
 }
 
+/** What a reservation keeps of a planned counter. */
+function reservedCounter(c: PlannedCounter): ReservedCounter {
+  return { key: c.key, base: c.base, kind: c.kind, metric: c.metric, amount: c.amount, window: c.window };
+}
+
 /** The reservation an admitted request holds until it settles: what each backend returns. */
 export function newReservation(id: string, backend: Reservation['backend'], request: ReserveRequest, plan: readonly PlannedCounter[], now: number): Reservation {
   return {
@@ -258,7 +269,7 @@ export function newReservation(id: string, backend: Reservation['backend'], requ
     backend,
     keys: { caller: request.caller, model: request.model, route: request.route },
     estimate: request.estimate,
-    counters: plan.map((c) => ({ key: c.key, base: c.base, kind: c.kind, metric: c.metric, amount: c.amount, window: c.window })),
+    counters: plan.map(reservedCounter),
     createdAt: now,
     done: false,
   };

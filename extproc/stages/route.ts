@@ -106,6 +106,9 @@ export const ATTEMPTS_HEADER = 'x-gateway-attempts';
 /** Longest the route waits for shared cooldown state before deciding without it. */
 const COOLDOWN_READ_MS = 25;
 
+/** The header lookup of a request without headers. */
+const noHeaders = (): undefined => undefined;
+
 interface ProviderEntry {
   readonly name: string;
   readonly api: ProviderApiName;
@@ -233,7 +236,7 @@ class RouteStage implements Stage {
     const headers = x.requestHeaders;
     const decision = decideRoute(
       { model: summary.body['model'], body: summary.body },
-      { caller, headers: (name) => headers?.get(name), latency: this.latency, ...(cooled ? { cooled } : {}), ...(budgetUsedFraction !== undefined ? { budgetUsedFraction } : {}) },
+      { caller, headers: headers ? headers.get.bind(headers) : noHeaders, latency: this.latency, ...(cooled ? { cooled } : {}), ...(budgetUsedFraction !== undefined ? { budgetUsedFraction } : {}) },
       this.catalog,
     );
     if (!decision.ok) {
