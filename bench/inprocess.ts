@@ -6,7 +6,7 @@
 // and their difference: what the stages cost. Steadier than the gRPC bench (no second process,
 // no driver), and a CPU profile of it (`node --cpu-prof`) is not blurred by pinning.
 //
-//   npm run bench:inprocess -- [--requests N] [--concurrency C] [--rounds R] [--only full|pass]
+//   npm run bench:inprocess -- [--requests N] [--concurrency C] [--rounds R] [--only full|pass] [--interleave]
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
