@@ -37,7 +37,7 @@ export class ExchangeLinks {
     }
     const link: Link = { x, refs: 1, observed: false, timer: undefined, onLast };
     this.byId.set(x.requestId, link);
-    return () => this.release(x.requestId, link);
+    return this.release.bind(this, x.requestId, link);
   }
 
   /** Takes a reference to the exchange of `requestId`, if its main stream registered it. */
@@ -47,7 +47,7 @@ export class ExchangeLinks {
     link.observed = true;
     clearTimeout(link.timer);
     link.refs++;
-    return { x: link.x, release: () => this.release(requestId, link) };
+    return { x: link.x, release: this.release.bind(this, requestId, link) };
   }
 
   /**

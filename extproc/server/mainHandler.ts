@@ -162,7 +162,7 @@ export class MainHandler implements StreamHandler {
     const x = s.x;
     x.requestHeaders = headersOf(h);
     if (s.role === 'router') {
-      if (this.pipeline.hasObservers) s.release = s.deps.links.register(x, () => s.finish());
+      if (this.pipeline.hasObservers) s.release = s.deps.links.register(x, s.finish.bind(s));
       // Attempt stages on this replica may read this exchange (RouterView); cost only when some exist.
       if (s.deps.pipeline('attempt').stages.length > 0) s.published = s.deps.links.publishRouter(x);
     } else {
