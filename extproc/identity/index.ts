@@ -13,4 +13,5 @@ export {
   type IdentityRefusal,
   type IdentityResult,
   type HeaderLookup,
+  NO_HEADERS,
 } from './resolve.js';

@@ -32,6 +32,9 @@ export type IdentityResult = { ok: true; identity: Identity } | { ok: false; ref
 /** Reads one request header by lower-case name (all values joined with `,`), or undefined. */
 export type HeaderLookup = (name: string) => string | undefined;
 
+/** The lookup of a request without headers. */
+export const NO_HEADERS: HeaderLookup = () => undefined;
+
 const MAX_CREDENTIAL_LENGTH = 4096;
 const credentialRe = /^[\x21-\x7e]+$/;
 

@@ -7,14 +7,12 @@
  * `ai_gateway.caller`. A request with no acceptable identity gets the default caller or a 401 in
  * the client's dialect. A raw credential never leaves the identity module.
  */
-import { identityOptionsSchema, resolveIdentity, type Identity, type IdentityOptions } from '../identity/index.js';
+import { identityOptionsSchema, NO_HEADERS, resolveIdentity, type Identity, type IdentityOptions } from '../identity/index.js';
 import { slot } from '../pipeline/exchange.js';
 import type { StageFactory } from '../pipeline/stage.js';
 
 /** Slot written by `identity`: the resolved caller. */
 export const callerIdentity = slot<Identity>('callerIdentity');
-
-const noHeaders = (): undefined => undefined;
 
 /** The identity stage. */
 export const identityStage: StageFactory<IdentityOptions> = {
@@ -26,9 +24,9 @@ export const identityStage: StageFactory<IdentityOptions> = {
     // A bug here must not let an unidentified request through on someone else's budget.
     failure: 'closed',
     requestHeaders(x, out) {
-      // A bound method, not an arrow function made here: see HOT_PATH_FUNCTIONS in server/processStream.
+      // A bound method, not an arrow function made here (HOT_PATH_FUNCTIONS in server/processStream).
       const headers = x.requestHeaders;
-      const result = resolveIdentity(headers ? headers.joined.bind(headers) : noHeaders, options);
+      const result = resolveIdentity(headers ? headers.joined.bind(headers) : NO_HEADERS, options);
       if (!result.ok) {
         if (x.logs('info')) x.log.info('caller refused', { reason: result.refusal.code });
         out.fail('UNAUTHENTICATED', result.refusal.message, { details: `gateway_identity_${result.refusal.code}` });

@@ -54,6 +54,7 @@ import {
 import { sharedCooldownStore, sharedLatency } from '../routing/services.js';
 import { describeError } from '../telemetry/logger.js';
 import { dialectError, modelsReply, unknownModelReply, unknownPathReply } from './apiSurface.js';
+import { NO_HEADERS } from '../identity/index.js';
 import { callerIdentity } from './identity.js';
 import { budgetUsage } from './rateLimitSlots.js';
 import { requestSummary } from './parseRequest.js';
@@ -105,9 +106,6 @@ export const ATTEMPTS_HEADER = 'x-gateway-attempts';
 
 /** Longest the route waits for shared cooldown state before deciding without it. */
 const COOLDOWN_READ_MS = 25;
-
-/** The header lookup of a request without headers. */
-const noHeaders = (): undefined => undefined;
 
 interface ProviderEntry {
   readonly name: string;
@@ -236,7 +234,7 @@ class RouteStage implements Stage {
     const headers = x.requestHeaders;
     const decision = decideRoute(
       { model: summary.body['model'], body: summary.body },
-      { caller, headers: headers ? headers.get.bind(headers) : noHeaders, latency: this.latency, ...(cooled ? { cooled } : {}), ...(budgetUsedFraction !== undefined ? { budgetUsedFraction } : {}) },
+      { caller, headers: headers ? headers.get.bind(headers) : NO_HEADERS, latency: this.latency, ...(cooled ? { cooled } : {}), ...(budgetUsedFraction !== undefined ? { budgetUsedFraction } : {}) },
       this.catalog,
     );
     if (!decision.ok) {
