@@ -19,16 +19,35 @@ export function formatReset(ms: number): string {
   return `${s}s`;
 }
 
+/** Where headers go: a phase's output, or a plain record. */
+export interface HeaderSink {
+  setHeader(name: string, value: string): void;
+}
+
+const KINDS = ['requests', 'tokens'] as const;
+
+/** Header names per kind, made once (they are set on every admitted answer). */
+const NAMES = {
+  requests: ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests'],
+  tokens: ['x-ratelimit-limit-tokens', 'x-ratelimit-remaining-tokens', 'x-ratelimit-reset-tokens'],
+} as const;
+
+/** Sets the headers for the figures of a decision (none for a kind with no configured limit). */
+export function setRateLimitHeaders(out: HeaderSink, info: RateLimitInfo): void {
+  for (const kind of KINDS) {
+    const f = info[kind];
+    if (!f) continue;
+    const [limit, remaining, reset] = NAMES[kind];
+    out.setHeader(limit, String(f.limit));
+    out.setHeader(remaining, String(f.remaining));
+    out.setHeader(reset, formatReset(f.resetMs));
+  }
+}
+
 /** Headers for the figures of a decision (none for a kind with no configured limit). */
 export function rateLimitHeaders(info: RateLimitInfo): Record<string, string> {
   const h: Record<string, string> = {};
-  for (const kind of ['requests', 'tokens'] as const) {
-    const f = info[kind];
-    if (!f) continue;
-    h[`x-ratelimit-limit-${kind}`] = String(f.limit);
-    h[`x-ratelimit-remaining-${kind}`] = String(f.remaining);
-    h[`x-ratelimit-reset-${kind}`] = formatReset(f.resetMs);
-  }
+  setRateLimitHeaders({ setHeader: (name, value) => (h[name] = value) }, info);
   return h;
 }
 

@@ -23,4 +23,4 @@ export { RedisLimiter, createFailFastClient } from './redis.js';
 export { FailoverLimiter } from './failover.js';
 export type { FailoverStats } from './failover.js';
 export { createLimiter } from './create.js';
-export { rateLimitHeaders, decisionHeaders, formatReset } from './headers.js';
+export { rateLimitHeaders, setRateLimitHeaders, decisionHeaders, formatReset, type HeaderSink } from './headers.js';

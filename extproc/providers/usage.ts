@@ -96,9 +96,14 @@ export class PlainDeltaShape {
     if (at === -1) return;
     const close = deltaLiteralEnd(data, at + OPENAI_DELTA_CONTENT.length - 1);
     if (close === -1) return;
-    // Copies, not views: the event may be large and the shape lives as long as the answer.
-    this.prefix = ownCopy(data.slice(0, at));
-    this.suffix = ownCopy(data.slice(close + 2));
+    this.prefix = data.slice(0, at);
+    this.suffix = data.slice(close + 2);
+    // Views keep their whole event alive as long as the shape (the answer): fine for a common
+    // event of a few hundred bytes; a large one is copied out.
+    if (data.length > VIEWS_KEEP_AT_MOST) {
+      this.prefix = ownCopy(this.prefix);
+      this.suffix = ownCopy(this.suffix);
+    }
   }
 
   /** The text of `data` when it has the learned shape, else undefined (ask `readTextOnly`). */
@@ -117,7 +122,10 @@ export class PlainDeltaShape {
 
 const OPENAI_DELTA_CONTENT = `"delta"${OPENAI_PLAIN}`;
 
-/** `s` as a string of its own (once per answer: the cost does not matter). */
+/** Largest event whose learned shape may stay views into it. */
+const VIEWS_KEEP_AT_MOST = 4096;
+
+/** `s` as a string of its own (at most once per answer). */
 function ownCopy(s: string): string {
   return s.length < SLICE_IS_VIEW ? s : (JSON.parse(JSON.stringify(s)) as string);
 }

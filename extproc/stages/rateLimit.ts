@@ -29,7 +29,7 @@ import {
   createLimiter,
   decisionHeaders,
   limitConfigProblems,
-  rateLimitHeaders,
+  setRateLimitHeaders,
   rateLimitOptionsSchema,
   type Decision,
   type LimitAmounts,
@@ -273,7 +273,7 @@ export function createRateLimit(options: RateLimitOptions, deps: StageDeps, inte
     responseHeaders(x, out) {
       const d = x.get(rateLimitState)?.decision;
       if (!d?.admitted) return;
-      for (const [k, v] of Object.entries(rateLimitHeaders(d.info))) out.setHeader(k, v);
+      setRateLimitHeaders(out, d.info);
     },
 
     responseBody(x, _out, chunk) {
