@@ -2,7 +2,7 @@
  * @module usage/ledger
  * Writes usage records to the ledger table off the request path: `add` only queues (bounded),
  * a timer or a full batch flushes, one batch in flight at a time, each batch one INSERT of
- * column arrays (`unnest`), so thousands of rows cost one round trip. A failing store keeps the
+ * one JSON array of rows, so thousands of rows cost one round trip. A failing store keeps the
  * queued records and retries with backoff; only a full queue drops (counted and logged).
  * `close` flushes everything admitted, which is how SIGTERM mid-burst loses no record.
  */
@@ -29,21 +29,27 @@ export interface LedgerWriterOptions {
   log?: Logger;
 }
 
+/** A column of the row `e` (a JSON array in LEDGER_COLUMNS order), as its SQL type. */
+const columnOf = (type: string, i: number): string =>
+  type === 'jsonb' ? `e->${i}` : `(e->>${i})::${type === 'double precision' ? 'float8' : type}`;
+
 /**
  * One statement, so one transaction: the batch's id goes into the batches table, and its rows
  * into the ledger only if the id was not there yet (a retry of a batch whose acknowledgement was
- * lost writes nothing).
+ * lost writes nothing). The rows come as one JSON parameter, each row encoded when its record
+ * is queued: the queue holds one string per request, not a record's object graph (records wait
+ * up to `flushMs` and would otherwise all reach the old generation), and `pg` encodes no array
+ * value by value.
  */
-const BATCH_ID_PARAM = LEDGER_COLUMNS.length + 1;
 const INSERT_SQL = `WITH batch AS (
-    INSERT INTO ${LEDGER_BATCHES_TABLE} (batch_id, row_count) VALUES ($${BATCH_ID_PARAM}, $${BATCH_ID_PARAM + 1})
+    INSERT INTO ${LEDGER_BATCHES_TABLE} (batch_id, row_count) VALUES ($2, $3)
     ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id
   )
   INSERT INTO ${LEDGER_TABLE} (${LEDGER_COLUMNS.map(([c]) => c).join(', ')})
-  SELECT * FROM unnest(${LEDGER_COLUMNS.map(([, type], i) => `$${i + 1}::${type === 'double precision' ? 'float8' : type}[]`).join(', ')})
+  SELECT ${LEDGER_COLUMNS.map(([, type], i) => columnOf(type, i)).join(', ')}
+  FROM jsonb_array_elements($1::jsonb) AS e
   WHERE EXISTS (SELECT 1 FROM batch)`;
 
-/** Batch markers older than this are deleted (a retry comes within minutes, not days). */
 const BATCH_MARKER_DAYS = 2;
 const PRUNE_SQL = `DELETE FROM ${LEDGER_BATCHES_TABLE} WHERE written_at < now() - interval '${BATCH_MARKER_DAYS} days'`;
 const PRUNE_EVERY_MS = 3_600_000;
@@ -75,7 +81,7 @@ export function ledgerRow(r: UsageRecord): unknown[] {
     r.priced,
     r.cache ?? null,
     r.savedMicros,
-    JSON.stringify(r.pii),
+    r.pii,
     r.rateLimit ?? null,
     r.status ?? null,
     r.outcome,
@@ -85,12 +91,13 @@ export function ledgerRow(r: UsageRecord): unknown[] {
 
 /** Batched, bounded, flushed-on-close ledger writer. */
 export class LedgerWriter {
-  private queue: UsageRecord[] = [];
+  /** Rows waiting, each encoded as JSON (`ledgerRow`). */
+  private queue: string[] = [];
   /**
    * The batch being written, kept with its id until the store acknowledges it: a retry sends
    * the same id and the same records, so the store can tell a retry from a new batch.
    */
-  private pending: { id: string; records: UsageRecord[] } | undefined;
+  private pending: { id: string; rows: string[] } | undefined;
   private prunedAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -131,7 +138,7 @@ export class LedgerWriter {
       if (this.dropped++ % 1000 === 0) this.options.log?.error('usage ledger queue full; dropping records', { dropped: this.dropped, max_queue: this.maxQueue });
       return false;
     }
-    this.queue.push(record);
+    this.queue.push(JSON.stringify(ledgerRow(record)));
     if (this.queue.length >= this.batchSize) this.kick();
     else this.timer ??= setTimeout(() => this.kick(), this.flushMs).unref();
     return true;
@@ -184,13 +191,13 @@ export class LedgerWriter {
   private drain(): Promise<void> {
     if (this.running) return this.running.then(() => this.drain());
     if (this.queue.length === 0) return Promise.resolve();
-    const batch = (this.pending ??= { id: randomUUID(), records: this.queue.slice(0, this.batchSize) });
-    this.running = this.write(batch.id, batch.records)
+    const batch = (this.pending ??= { id: randomUUID(), rows: this.queue.slice(0, this.batchSize) });
+    this.running = this.write(batch.id, batch.rows)
       .then(() => {
         // Only now leave the queue: a record is never out of both the queue and the table.
-        this.queue.splice(0, batch.records.length);
+        this.queue.splice(0, batch.rows.length);
         this.pending = undefined;
-        this.written += batch.records.length;
+        this.written += batch.rows.length;
         this.retryDelay = this.retryMs;
         this.retryAt = 0;
       })
@@ -206,14 +213,9 @@ export class LedgerWriter {
     return this.running;
   }
 
-  private async write(batchId: string, batch: UsageRecord[]): Promise<void> {
-    const columns: unknown[][] = LEDGER_COLUMNS.map(() => new Array<unknown>(batch.length));
-    for (let i = 0; i < batch.length; i++) {
-      const row = ledgerRow(batch[i]!);
-      for (let c = 0; c < row.length; c++) columns[c]![i] = row[c];
-    }
+  private async write(batchId: string, rows: string[]): Promise<void> {
     const pool = await this.pool;
-    await pool.query(INSERT_SQL, [...columns, batchId, batch.length]);
+    await pool.query(INSERT_SQL, [`[${rows.join(',')}]`, batchId, rows.length]);
     if (Date.now() - this.prunedAt > PRUNE_EVERY_MS) {
       this.prunedAt = Date.now();
       await pool.query(PRUNE_SQL).catch((err: unknown) => this.options.log?.warn('usage ledger: pruning batch markers failed', { error: describeError(err) }));
