@@ -29,6 +29,9 @@ export interface Usage {
 
 type Json = Record<string, unknown>;
 
+/** Text deltas joined into one piece (see UsageExtractor.addText). */
+const JOIN_LOOSE = 16;
+
 /** Most bytes of unparsed text-only events one answer keeps before reading them (see takeTextOnly). */
 const DEFER_LIMIT = 256 * 1024;
 
@@ -188,6 +191,8 @@ export class UsageExtractor {
   private ended = false;
   /** Output text in order; an SseEvent is a text-only event not parsed yet (see `takeTextOnly`). */
   private pieces: (string | SseEvent)[] = [];
+  /** Strings at the end of `pieces` added one by one since the last join (see addText). */
+  private loose = 0;
   private joined: string | undefined = '';
   private chars = 0;
   private deferredBytes = 0;
@@ -223,6 +228,7 @@ export class UsageExtractor {
     if (this.joined === undefined) {
       this.joined = this.pieces.join('');
       this.pieces = [this.joined];
+      this.loose = 0;
     }
     return this.joined;
   }
@@ -241,6 +247,7 @@ export class UsageExtractor {
       return;
     }
     this.pieces.push(e);
+    this.loose = 0;
     this.joined = undefined;
     this.deferredBytes += e.data.length;
     if (this.deferredBytes > DEFER_LIMIT) this.resolveDeferred();
@@ -250,6 +257,7 @@ export class UsageExtractor {
     this.deferredBytes = 0;
     const pieces = this.pieces;
     this.pieces = [];
+    this.loose = 0;
     for (let i = 0; i < pieces.length; i++) {
       const p = pieces[i]!;
       if (typeof p === 'string') this.pieces.push(p);
@@ -354,9 +362,19 @@ export class UsageExtractor {
 
   private addText(t: string): void {
     if (t === '') return;
-    this.pieces.push(t);
+    const pieces = this.pieces;
+    pieces.push(t);
     this.chars += t.length;
     this.joined = undefined;
+    // Deltas are a few characters each and live as long as the answer: every JOIN_LOOSE of them
+    // become one string, so a stream keeps a few objects for the young GC to copy, not one per
+    // delta. Joined pieces are left alone (each character is copied once more, not again and again).
+    if (++this.loose === JOIN_LOOSE) {
+      const start = pieces.length - JOIN_LOOSE;
+      pieces[start] = pieces.slice(start).join('');
+      pieces.length = start + 1;
+      this.loose = 0;
+    }
   }
 
   /**

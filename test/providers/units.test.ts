@@ -174,6 +174,22 @@ describe('UsageExtractor: text-only events read only when the text is needed', (
     }
   });
 
+  it('long answers: many deltas (joined as they come) and unparsed events between them keep their order', () => {
+    const ev = (d: string): SseEvent => ({ event: undefined, data: d, id: undefined, retry: undefined });
+    const u = new UsageExtractor('openai');
+    let expected = '';
+    for (let i = 0; i < 500; i++) {
+      const word = `w${i} `;
+      expected += word;
+      // Every 7th delta in a shape read only when asked (a refusal key beside the content).
+      if (i % 7 === 3) u.takeTextOnly(ev(`{"choices":[{"delta":{"content":${JSON.stringify(word)},"refusal":null}}]}`), null);
+      else u.takeTextOnly(ev(`{"choices":[{"delta":{"content":${JSON.stringify(word)}}}]}`), word);
+      if (i === 250) expect(u.text).toBe(expected); // asked mid-stream, then more deltas
+    }
+    expect(u.textLength).toBe(expected.length);
+    expect(u.text).toBe(expected);
+  });
+
   it('pending deltas are read once they pass the size bound (memory stays flat on long answers)', () => {
     const u = new UsageExtractor('openai');
     const big = 'x'.repeat(60_000);
