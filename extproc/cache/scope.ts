@@ -22,9 +22,14 @@ export interface ScopeParts {
   history: readonly unknown[];
 }
 
+/** Keys JSON writes as they are, between quotes (nothing to escape). */
+const PLAIN_KEY = /^[A-Za-z0-9_.-]*$/;
+
 /**
  * JSON with object keys sorted at every depth; `undefined` members dropped as JSON does. Built
  * in one string (no per-node arrays): it runs over the whole conversation on every request.
+ * Objects here have a handful of keys: an insertion sort (code-unit order, as `sort()`) beats
+ * the builtin's setup, and a plain key needs no JSON.stringify.
  */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') {
@@ -38,13 +43,22 @@ export function canonicalJson(value: unknown): string {
   }
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj);
-  if (keys.length > 1) keys.sort();
+  const n = keys.length;
+  for (let i = 1; i < n; i++) {
+    const k = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = k;
+  }
   let out = '{';
-  for (let i = 0; i < keys.length; i++) {
+  for (let i = 0; i < n; i++) {
     const k = keys[i]!;
     const v = obj[k];
     if (v === undefined) continue;
-    out += (out.length === 1 ? '' : ',') + JSON.stringify(k) + ':' + canonicalJson(v);
+    out += (out.length === 1 ? '' : ',') + (PLAIN_KEY.test(k) ? `"${k}"` : JSON.stringify(k)) + ':' + canonicalJson(v);
   }
   return out + '}';
 }
