@@ -127,5 +127,25 @@ export function deriveCacheKeys(
   const params: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(body)) if (!neutral.has(k)) params[k] = v;
   const scope = scopeKey({ ...ctx, dialect, params, history: messages.slice(0, -1) });
-  return { cacheable: true, scopeKey: scope, exactHash: exactHash(scope, last.content), newestUserText: text };
+  return new DerivedKeys(scope, last.content, text);
+}
+
+/**
+ * Keys of a cacheable request. The exact hash is made when first read: a lookup in a scope known
+ * empty never reads it, and an answer that is not stored never needs it (a third of the keys'
+ * cost on a request, over the newest turn, often the longest message).
+ */
+class DerivedKeys implements CacheKeys {
+  readonly cacheable = true;
+  private exact: string | undefined = undefined;
+
+  constructor(
+    readonly scopeKey: string,
+    private readonly newestUserTurn: unknown,
+    readonly newestUserText: string,
+  ) {}
+
+  get exactHash(): string {
+    return (this.exact ??= exactHash(this.scopeKey, this.newestUserTurn));
+  }
 }

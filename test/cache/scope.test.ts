@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, deriveCacheKeys, scopeKey, type ScopeParts } from '../../extproc/cache/index.js';
+import { canonicalJson, deriveCacheKeys, exactHash, scopeKey, type ScopeParts } from '../../extproc/cache/index.js';
 import { mulberry32 } from '../helpers/prng.js';
 
 const base: ScopeParts = { caller: 'a', route: 'r', model: 'm', dialect: 'openai', params: {}, history: [] };
@@ -61,6 +61,8 @@ describe('deriveCacheKeys', () => {
     if (!a.cacheable || !b.cacheable) throw new Error('cacheable');
     expect(b.scopeKey).toBe(a.scopeKey);
     expect(b.exactHash).not.toBe(a.exactHash);
+    // Made when first read, over the scope and the newest turn as sent.
+    expect(a.exactHash).toBe(exactHash(a.scopeKey, 'What is 2+2?'));
   });
 
   it('puts the system prompt, earlier turns, tools and answer-changing parameters in the scope', () => {
