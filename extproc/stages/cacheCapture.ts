@@ -7,7 +7,7 @@
  * thinking), or a body too large to keep.
  */
 import { eventJson, type SseEvent } from '../providers/sse.js';
-import { UsageExtractor } from '../providers/usage.js';
+import { PlainDeltaShape, UsageExtractor } from '../providers/usage.js';
 import type { CachedAnswer } from '../cache/replay.js';
 import type { Dialect } from '../cache/scope.js';
 
@@ -30,6 +30,12 @@ export class AnswerCapture {
   private refused: CaptureRefusal | undefined;
   private body: Buffer[] | undefined;
   private bodyBytes = 0;
+  /**
+   * OpenAI: the shape of a plain text delta this capture read in full (see `plainDelta`). A
+   * later event with the same bytes around its text differs from it only by that text, so it
+   * adds the text and nothing else: no JSON.parse for most events of a streamed answer.
+   */
+  private readonly shape: PlainDeltaShape | undefined;
 
   constructor(
     readonly dialect: Dialect,
@@ -37,22 +43,34 @@ export class AnswerCapture {
     private readonly maxBytes = 1024 * 1024,
   ) {
     this.usage = new UsageExtractor(dialect);
+    if (dialect === 'openai') this.shape = new PlainDeltaShape();
   }
 
   /** Feeds the SSE events of one chunk. */
   events(events: readonly SseEvent[]): void {
     for (const e of events) {
       if (this.refused) return;
-      if (this.dialect === 'openai' && e.data === '[DONE]') {
-        this.ended = true;
-        continue;
+      if (this.shape) {
+        if (e.data === '[DONE]') {
+          this.ended = true;
+          continue;
+        }
+        const text = this.shape.read(e.data);
+        if (text !== undefined) {
+          this.usage.takeTextOnly(e, text);
+          this.addText(text);
+          continue;
+        }
       }
       const json = eventJson(e);
       if (json === undefined) continue; // comments, pings in other shapes: not part of the answer
       this.usage.push(e, json);
       if (!isObj(json)) continue;
-      if (this.dialect === 'openai') this.openaiChunk(json);
-      else this.anthropicEvent(e.event ?? (typeof json.type === 'string' ? json.type : ''), json);
+      if (this.shape) {
+        const plain = plainDelta(json, this.model);
+        this.openaiChunk(json);
+        if (plain && !this.refused) this.shape.learn(e.data);
+      } else this.anthropicEvent(e.event ?? (typeof json.type === 'string' ? json.type : ''), json);
     }
   }
 
@@ -192,4 +210,21 @@ export class AnswerCapture {
         return;
     }
   }
+}
+
+/**
+ * True when reading the OpenAI chunk `json` can only add its text: the model already known, no
+ * error or usage, one choice (index 0) whose delta holds nothing but `content`, no finish
+ * reason. Any event identical to it outside that text is then the same (AnswerCapture.shape).
+ */
+function plainDelta(json: Json, model: string): boolean {
+  if (model === '' || json.model !== model || json.error !== undefined || (json.usage !== undefined && json.usage !== null)) return false;
+  const choices = json.choices;
+  if (!Array.isArray(choices) || choices.length !== 1) return false;
+  const c = choices[0];
+  if (!isObj(c) || (c.index !== undefined && c.index !== 0) || (c.finish_reason !== undefined && c.finish_reason !== null)) return false;
+  const d = c.delta;
+  if (!isObj(d) || typeof d.content !== 'string') return false;
+  for (const k in d) if (k !== 'content') return false;
+  return true;
 }
