@@ -19,6 +19,7 @@ import type { FilterRole } from '../extproc/pipeline/stage.js';
 import { ExchangeLinks } from '../extproc/server/exchangeLinks.js';
 import { constantAnswers } from '../extproc/server/grpcServer.js';
 import { ProcessStream, type Call, type StreamDeps } from '../extproc/server/processStream.js';
+import { keepTickObjectShape } from '../extproc/server/tickShape.js';
 import { loadExtProcService, type PbProcessingResponse } from '../extproc/server/protocol.js';
 import { buildPipelines, builtinStages, stageCheck, type Pipelines } from '../extproc/stages/registry.js';
 import { createLogger } from '../extproc/telemetry/logger.js';
@@ -60,6 +61,8 @@ class FakeCall extends EventEmitter {
   }
 }
 
+// As the gRPC server does at start (extproc/server/tickShape.ts).
+keepTickObjectShape();
 const service = loadExtProcService()['Process']!;
 const serialize = service.responseSerialize as (v: PbProcessingResponse) => Buffer;
 const deserialize = service.requestDeserialize as (b: Buffer) => never;
