@@ -149,6 +149,14 @@ export interface Exchange {
    */
   receivedResponseEvents(chunk: BodyChunk): readonly SseEvent[];
   /**
+   * True when no stage has asked for this chunk's events yet and the exchange's SSE parser
+   * stands between two events with nothing pending. A reader that recognises the chunk's bytes
+   * as one whole event with a single `data` line, and needs nothing else from it, may then read
+   * the bytes instead of the events: parsing such a chunk would leave the parser unchanged, so a
+   * later `responseEvents` of this or any other chunk is what it would have been.
+   */
+  responseEventsUnread(chunk: BodyChunk): boolean;
+  /**
    * Declares that a stage may rewrite this exchange's SSE events (stages with `rewritesEvents`,
    * before the response body starts: request or response-headers phase). Only then is every SSE
    * chunk re-serialised from its events; any other exchange's answer passes byte for byte, with
@@ -374,6 +382,13 @@ export class StreamExchange implements Exchange {
     if (chunk.observed) this.lastObserved = next;
     else this.lastEvents = next;
     return all;
+  }
+
+  responseEventsUnread(chunk: BodyChunk): boolean {
+    const memo = chunk.observed ? this.lastObserved : this.lastEvents;
+    if (memo !== undefined && memo.chunk === chunk) return false;
+    const parser = chunk.observed ? this.sseObserved : this.sse;
+    return parser !== undefined && parser.atEventBoundary && this.responseIsEventStream;
   }
 
   receivedResponseEvents(chunk: BodyChunk): readonly SseEvent[] {

@@ -102,6 +102,15 @@ export class SseParser {
     return this.blockBytes + this.partialLen;
   }
 
+  /**
+   * Between two events, with nothing pending: a chunk of whole `data`-only events leaves the
+   * parser exactly as it was (only their `lastId`-free, field-free bytes pass), so a reader that
+   * recognises such a chunk by its bytes may skip parsing it (see `Exchange.responseEventsUnread`).
+   */
+  get atEventBoundary(): boolean {
+    return !this.atStart && !this.skipLf && this.partialLen === 0 && this.blockBytes === 0 && this.firstData === undefined && this.eventType === '' && this.retryMs === undefined;
+  }
+
   /** Feeds bytes; returns the events completed by them. */
   push(bytes: Uint8Array): SseEvent[] {
     const n = bytes.length;

@@ -92,6 +92,9 @@ function literalThenBrace(data: string, open: number): string | null {
 export class PlainDeltaShape {
   private prefix: string | undefined;
   private suffix: string | undefined;
+  /** A whole chunk of one such event, as bytes: `data: ` + prefix + the delta's opening, and `}` + suffix + the blank line. */
+  private head: Buffer | undefined;
+  private tail: Buffer | undefined;
 
   /** Remembers the shape of `data`, an event `readTextOnly` read as plain text. */
   learn(data: string): void {
@@ -107,6 +110,31 @@ export class PlainDeltaShape {
       this.prefix = ownCopy(this.prefix);
       this.suffix = ownCopy(this.suffix);
     }
+    this.head = Buffer.from(`data: ${this.prefix}${OPENAI_DELTA_CONTENT}`);
+    this.tail = Buffer.from(`}${this.suffix}\n\n`);
+  }
+
+  /**
+   * The text of `chunk` when it is exactly one event of the learned shape (`data: ` and the
+   * event on one line, then a blank line, LF line ends) whose text has no escape, else undefined
+   * (parse it). Compared as bytes: the chunk need not be decoded or split into events.
+   */
+  readChunk(chunk: Buffer): string | undefined {
+    const head = this.head;
+    const tail = this.tail;
+    if (head === undefined || tail === undefined) return undefined;
+    const n = chunk.length;
+    const end = n - tail.length; // the closing quote is at end - 1
+    if (end - 1 < head.length || chunk.compare(head, 0, head.length, 0, head.length) !== 0 || chunk.compare(tail, 0, tail.length, end, n) !== 0) return undefined;
+    const close = end - 1;
+    if (chunk[close] !== 0x22 /* " */) return undefined;
+    // The literal must be one JSON string with nothing to unescape: no quote or backslash inside,
+    // no control character (JSON forbids them raw; such an event does not parse).
+    for (let i = head.length; i < close; i++) {
+      const b = chunk[i]!;
+      if (b === 0x22 || b === 0x5c || b < 0x20) return undefined;
+    }
+    return chunk.toString('utf8', head.length, close);
   }
 
   /** The text of `data` when it has the learned shape, else undefined (ask `readTextOnly`). */
@@ -231,6 +259,11 @@ export class UsageExtractor {
       this.loose = 0;
     }
     return this.joined;
+  }
+
+  /** Takes the text of an event that carries only output text, read without the event (see `PlainDeltaShape.readChunk`). */
+  takeText(text: string): void {
+    this.addText(text);
   }
 
   /**

@@ -16,6 +16,10 @@ import { dialectOfRequestPath } from '../providers/paths.js';
 /** Largest non-streamed JSON answer read for usage (bigger ones are counted as unreadable). */
 export const MAX_JSON_BYTES = 8 * 1024 * 1024;
 
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -62,6 +66,15 @@ export class UsageCollector {
       if (this.firstByteAt === undefined) this.firstByteAt = now ?? performance.now();
     }
     if (x.responseIsEventStream) {
+      // A chunk that is one plain delta of this stream's learned shape, which no stage has
+      // parsed yet: its text is read from the bytes, and the chunk is never split into events.
+      if (this.shape !== undefined && this.responseModel !== undefined && x.responseEventsUnread(chunk)) {
+        const text = this.shape.readChunk(asBuffer(chunk.bytes));
+        if (text !== undefined) {
+          this.extractor.takeText(text);
+          return;
+        }
+      }
       const events = x.responseEvents(chunk);
       for (let i = 0; i < events.length; i++) this.event(events[i]!);
       return;
