@@ -103,9 +103,9 @@ export class SseParser {
   }
 
   /**
-   * Between two events, with nothing pending: a chunk of whole `data`-only events leaves the
-   * parser exactly as it was (only their `lastId`-free, field-free bytes pass), so a reader that
-   * recognises such a chunk by its bytes may skip parsing it (see `Exchange.responseEventsUnread`).
+   * Between two events, with nothing pending. A chunk of whole events, each one `data` line and
+   * nothing else (no `id`, `event` or `retry`), would leave the parser exactly as it is: a reader
+   * that recognises such a chunk by its bytes may skip parsing it (`Exchange.responseEventsUnread`).
    */
   get atEventBoundary(): boolean {
     return !this.atStart && !this.skipLf && this.partialLen === 0 && this.blockBytes === 0 && this.firstData === undefined && this.eventType === '' && this.retryMs === undefined;
