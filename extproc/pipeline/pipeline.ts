@@ -13,15 +13,22 @@ import { PhaseOutput, type ImmediateReply } from './output.js';
 import type { BodyChunk, Phase } from './phases.js';
 import type { FilterRole, Stage, StepResult } from './stage.js';
 
-/** How a phase's handler is called. */
-type Handler = (stage: Stage, x: Exchange, out: PhaseOutput, chunk: BodyChunk | undefined) => StepResult;
+/** A stage's handler of one phase, bound to its stage. */
+type Hook = (x: Exchange, out: PhaseOutput, chunk: BodyChunk | undefined) => StepResult;
 
-const handlers: Record<Phase, Handler> = {
-  requestHeaders: (s, x, out) => s.requestHeaders?.(x, out),
-  requestBody: (s, x, out, chunk) => s.requestBody?.(x, out, chunk!),
-  responseHeaders: (s, x, out) => s.responseHeaders?.(x, out),
-  responseBody: (s, x, out, chunk) => s.responseBody?.(x, out, chunk!),
-};
+/**
+ * The stages of one phase and their handlers, bound once when the pipeline is built: a message
+ * then calls each handler directly (no lookup of the phase, or of the handler on stage objects
+ * of as many shapes as there are stages, on every message).
+ */
+interface PhaseStages {
+  readonly stages: Stage[];
+  readonly hooks: Hook[];
+}
+
+function phaseStages(stages: Stage[], hook: (s: Stage) => Hook): PhaseStages {
+  return { stages, hooks: stages.map(hook) };
+}
 
 /** Which phases the configured stages read; the adapter turns this into processing modes. */
 export interface PipelineNeeds {
@@ -58,7 +65,10 @@ export class StageTimeoutError extends Error {
 export class Pipeline {
   readonly needs: PipelineNeeds;
   readonly role: FilterRole;
-  private readonly byPhase: Record<Phase, Stage[]>;
+  private readonly requestHeadersStages: PhaseStages;
+  private readonly requestBodyStages: PhaseStages;
+  private readonly responseHeadersStages: PhaseStages;
+  private readonly responseBodyStages: PhaseStages;
   /** Response-body observers fed by the observability stream (empty unless `streamObserver`). */
   private readonly observers: Stage[];
   /** Stages with a `finish` hook. */
@@ -79,26 +89,38 @@ export class Pipeline {
     const observes = (s: Stage): boolean => streamObserver && s.responseBodyAccess === 'observe';
     this.observers = stages.filter((s) => s.responseBody && observes(s));
     this.finishers = stages.filter((s) => s.finish);
-    this.byPhase = {
-      requestHeaders: stages.filter((s) => s.requestHeaders),
-      requestBody: stages.filter((s) => s.requestBody),
-      responseHeaders: stages.filter((s) => s.responseHeaders),
-      responseBody: stages.filter((s) => s.responseBody && !observes(s)),
-    };
-    this.rewritesEvents = this.byPhase.responseBody.some((s) => s.rewritesEvents === true);
-    const bodyReaders = this.byPhase.responseBody;
+    this.requestHeadersStages = phaseStages(stages.filter((s) => s.requestHeaders), (s) => s.requestHeaders!.bind(s) as Hook);
+    this.requestBodyStages = phaseStages(stages.filter((s) => s.requestBody), (s) => s.requestBody!.bind(s) as Hook);
+    this.responseHeadersStages = phaseStages(stages.filter((s) => s.responseHeaders), (s) => s.responseHeaders!.bind(s) as Hook);
+    this.responseBodyStages = phaseStages(stages.filter((s) => s.responseBody && !observes(s)), (s) => s.responseBody!.bind(s) as Hook);
+    const bodyReaders = this.responseBodyStages.stages;
+    this.rewritesEvents = bodyReaders.some((s) => s.rewritesEvents === true);
     const responseBody = bodyReaders.length === 0 ? 'never' : bodyReaders.some((s) => (s.responseBodyUse ?? 'always') === 'always') ? 'always' : 'on-demand';
     this.needs = {
-      requestBody: this.byPhase.requestBody.length > 0,
+      requestBody: this.requestBodyStages.stages.length > 0,
       // Response headers tell JSON from SSE, which decides the response body mode.
-      responseHeaders: this.byPhase.responseHeaders.length > 0 || responseBody !== 'never',
+      responseHeaders: this.responseHeadersStages.stages.length > 0 || responseBody !== 'never',
       responseBody,
     };
   }
 
   /** True when some stage runs in `phase`. */
   has(phase: Phase): boolean {
-    return this.byPhase[phase].length > 0;
+    return this.of(phase).stages.length > 0;
+  }
+
+  /** The stages of `phase` (a switch: one shape per property read, whatever the phase). */
+  private of(phase: Phase): PhaseStages {
+    switch (phase) {
+      case 'requestHeaders':
+        return this.requestHeadersStages;
+      case 'requestBody':
+        return this.requestBodyStages;
+      case 'responseHeaders':
+        return this.responseHeadersStages;
+      case 'responseBody':
+        return this.responseBodyStages;
+    }
   }
 
   /** True when some stage has a `finish` hook. */
@@ -114,7 +136,7 @@ export class Pipeline {
     const out = new PhaseOutput();
     if (x.uninspectable !== undefined && (phase === 'requestHeaders' || phase === 'requestBody')) return out;
     if (phase === 'responseBody' && chunk && !chunk.observed) x.responseBodyStarted = true;
-    const result = this.runFrom(this.byPhase[phase], 0, x, out, handlers[phase], chunk);
+    const result = this.runFrom(this.of(phase), 0, x, out, chunk);
     return result instanceof Promise ? result.then((o) => this.complete(phase, x, o, chunk)) : this.complete(phase, x, result, chunk);
   }
 
@@ -134,40 +156,25 @@ export class Pipeline {
     return out;
   }
 
-  private runFrom(
-    stages: Stage[],
-    start: number,
-    x: StreamExchange,
-    out: PhaseOutput,
-    handler: Handler,
-    chunk: BodyChunk | undefined,
-  ): PhaseOutput | Promise<PhaseOutput> {
-    for (let i = start; i < stages.length; i++) {
-      const stage = stages[i]!;
+  private runFrom(phase: PhaseStages, start: number, x: StreamExchange, out: PhaseOutput, chunk: BodyChunk | undefined): PhaseOutput | Promise<PhaseOutput> {
+    const hooks = phase.hooks;
+    for (let i = start; i < hooks.length; i++) {
       let result: StepResult;
       try {
-        result = handler(stage, x, out, chunk);
+        result = hooks[i]!(x, out, chunk);
       } catch (err) {
-        if (this.fail(stage, x, out, err)) return out;
+        if (this.fail(phase.stages[i]!, x, out, err)) return out;
         continue;
       }
-      if (result !== undefined) return this.awaitStage(stages, i, x, out, handler, chunk, result);
+      if (result !== undefined) return this.awaitStage(phase, i, x, out, chunk, result);
       if (out.answered) return out;
     }
     return out;
   }
 
   /** Waits for an asynchronous handler, within its stage's time budget. */
-  private async awaitStage(
-    stages: Stage[],
-    i: number,
-    x: StreamExchange,
-    out: PhaseOutput,
-    handler: Handler,
-    chunk: BodyChunk | undefined,
-    result: Promise<void>,
-  ): Promise<PhaseOutput> {
-    const stage = stages[i]!;
+  private async awaitStage(phase: PhaseStages, i: number, x: StreamExchange, out: PhaseOutput, chunk: BodyChunk | undefined, result: Promise<void>): Promise<PhaseOutput> {
+    const stage = phase.stages[i]!;
     let next = out;
     try {
       if (stage.timeoutMs === undefined) await result;
@@ -177,13 +184,13 @@ export class Pipeline {
         next = out.clone();
         result.catch((err: unknown) => x.log.debug('late failure of a timed-out stage', { stage: stage.name, error: describeError(err) }));
         if (this.fail(stage, x, next, new StageTimeoutError(stage.name, stage.timeoutMs))) return next;
-        return this.runFrom(stages, i + 1, x, next, handler, chunk);
+        return this.runFrom(phase, i + 1, x, next, chunk);
       }
     } catch (err) {
       if (this.fail(stage, x, next, err)) return next;
-      return this.runFrom(stages, i + 1, x, next, handler, chunk);
+      return this.runFrom(phase, i + 1, x, next, chunk);
     }
-    return next.answered ? next : this.runFrom(stages, i + 1, x, next, handler, chunk);
+    return next.answered ? next : this.runFrom(phase, i + 1, x, next, chunk);
   }
 
   /** Applies the failure policy; true when the phase must stop (an answer was set). */

@@ -21,6 +21,27 @@ export const responseKindFor: Record<RequestKind, string> = {
   response_trailers: 'response_trailers',
 };
 
+/**
+ * `{ [kind]: inner }`, each kind written as a literal of its own: V8 defines a computed key
+ * through a runtime call every time when the key varies, a literal key inline.
+ */
+function answerOf(kind: RequestKind, inner: Record<string, unknown>): Record<string, unknown> {
+  switch (kind) {
+    case 'request_headers':
+      return { request_headers: inner };
+    case 'response_headers':
+      return { response_headers: inner };
+    case 'request_body':
+      return { request_body: inner };
+    case 'response_body':
+      return { response_body: inner };
+    case 'request_trailers':
+      return { request_trailers: inner };
+    case 'response_trailers':
+      return { response_trailers: inner };
+  }
+}
+
 function headerMutation(out: PhaseOutput): Record<string, unknown> | undefined {
   if (out.setHeaders.size === 0 && out.removeHeaders.size === 0) return undefined;
   const set_headers = [];
@@ -60,7 +81,7 @@ export function encodeResponse(kind: RequestKind, out: PhaseOutput, modeOverride
     if (out.clearRouteCache && mutation) common['clear_route_cache'] = true;
     inner = Object.keys(common).length > 0 ? { response: common } : {};
   }
-  const response: Record<string, unknown> = { [responseKindFor[kind]]: inner };
+  const response = answerOf(kind, inner);
   if (metadata) response['dynamic_metadata'] = metadata;
   if (modeOverride && (kind === 'request_headers' || kind === 'response_headers')) response['mode_override'] = modeOverride;
   return response;
