@@ -64,7 +64,8 @@ const CR = 0x0d;
 const COLON = 0x3a;
 const SPACE = 0x20;
 
-function asBuffer(bytes: Uint8Array): Buffer {
+/** `bytes` as a Buffer over the same memory (no copy). */
+export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 

@@ -8,7 +8,7 @@
  * The text the model produced so far (content, tool arguments, thinking) is kept as pieces and
  * joined only when asked, for estimating tokens when the provider reported none.
  */
-import { eventJson, type SseEvent } from './sse.js';
+import { asBuffer, eventJson, type SseEvent } from './sse.js';
 import type { Dialect } from './types.js';
 
 /**
@@ -119,10 +119,11 @@ export class PlainDeltaShape {
    * event on one line, then a blank line, LF line ends) whose text has no escape, else undefined
    * (parse it). Compared as bytes: the chunk need not be decoded or split into events.
    */
-  readChunk(chunk: Buffer): string | undefined {
+  readChunk(bytes: Uint8Array): string | undefined {
     const head = this.head;
     const tail = this.tail;
     if (head === undefined || tail === undefined) return undefined;
+    const chunk = asBuffer(bytes);
     const n = chunk.length;
     const end = n - tail.length; // the closing quote is at end - 1
     if (end - 1 < head.length || chunk.compare(head, 0, head.length, 0, head.length) !== 0 || chunk.compare(tail, 0, tail.length, end, n) !== 0) return undefined;

@@ -16,10 +16,6 @@ import { dialectOfRequestPath } from '../providers/paths.js';
 /** Largest non-streamed JSON answer read for usage (bigger ones are counted as unreadable). */
 export const MAX_JSON_BYTES = 8 * 1024 * 1024;
 
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 function isObj(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -69,7 +65,7 @@ export class UsageCollector {
       // A chunk that is one plain delta of this stream's learned shape, which no stage has
       // parsed yet: its text is read from the bytes, and the chunk is never split into events.
       if (this.shape !== undefined && this.responseModel !== undefined && x.responseEventsUnread(chunk)) {
-        const text = this.shape.readChunk(asBuffer(chunk.bytes));
+        const text = this.shape.readChunk(chunk.bytes);
         if (text !== undefined) {
           this.extractor.takeText(text);
           return;
